@@ -1,0 +1,3 @@
+# Benchmark harnesses; owned by bench-c/.
+c-programs::
+bench::

@@ -1,0 +1,124 @@
+//! Messages to stderr without allocating: hakmem formats into stack buffers
+//! and writes them with one write(2).
+
+/// A fixed stack buffer that text and numbers are appended to.
+pub struct Line {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Line {
+    pub const fn new() -> Self {
+        Line { buf: [0; 512], len: 0 }
+    }
+
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        self
+    }
+
+    pub fn dec(&mut self, mut n: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // SAFETY: the digits are ASCII.
+        self.str(unsafe { core::str::from_utf8_unchecked(&digits[i..]) })
+    }
+
+    /// `0x` and lowercase hex without leading zeros, as printf's %p prints.
+    pub fn hex(&mut self, n: usize) -> &mut Self {
+        let mut digits = [0u8; 16];
+        let mut i = digits.len();
+        let mut v = n;
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[v & 15];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        self.str("0x");
+        // SAFETY: the digits are ASCII.
+        self.str(unsafe { core::str::from_utf8_unchecked(&digits[i..]) })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Writes the line, with a newline, to `fd`; false if the write failed.
+    pub fn write_to(&mut self, fd: i32) -> bool {
+        self.str("\n");
+        let mut done = 0;
+        while done < self.len {
+            // SAFETY: the range lies inside `buf`.
+            let n = unsafe {
+                libc::write(fd, self.buf.as_ptr().add(done) as *const libc::c_void, self.len - done)
+            };
+            if n <= 0 {
+                return false;
+            }
+            done += n as usize;
+        }
+        true
+    }
+}
+
+/// Reports a pointer hakmem did not hand out and aborts, as glibc does:
+/// `hakmem: free(): invalid pointer 0x…`.
+#[cold]
+#[inline(never)]
+pub fn invalid_pointer(func: &str, ptr: usize) -> ! {
+    Line::new().str("hakmem: ").str(func).str("(): invalid pointer ").hex(ptr).write_to(2);
+    abort()
+}
+
+/// Reports an internal failure that leaves no safe way on, and aborts.
+#[cold]
+#[inline(never)]
+pub fn fatal(what: &str) -> ! {
+    Line::new().str("hakmem: fatal: ").str(what).write_to(2);
+    abort()
+}
+
+fn abort() -> ! {
+    // SAFETY: abort has no preconditions and does not return.
+    unsafe { libc::abort() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_printf() {
+        let mut l = Line::new();
+        l.str("a=").dec(0).str(" b=").dec(18446744073709551615).str(" p=").hex(0x7ffd_1234_abcd);
+        assert_eq!(l.as_bytes(), b"a=0 b=18446744073709551615 p=0x7ffd1234abcd");
+        let mut z = Line::new();
+        z.hex(0);
+        assert_eq!(z.as_bytes(), b"0x0");
+    }
+
+    #[test]
+    fn long_lines_are_cut_not_overflowed() {
+        let mut l = Line::new();
+        for _ in 0..100 {
+            l.str("0123456789");
+        }
+        assert_eq!(l.as_bytes().len(), 512);
+    }
+}

@@ -1,0 +1,97 @@
+//! Process-wide set-up, done once, lazily, from whichever call comes first
+//! (possibly before any constructor has run), and again from hakmem's own
+//! constructor: configuration, the thread-exit key and the fork handlers.
+
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use crate::bootstrap;
+use crate::config;
+use crate::diag::{self, Line};
+use crate::large::bigcache;
+use crate::slab::registry;
+use crate::stats;
+use crate::thread::lifecycle;
+use crate::thread::tls::{self, NEW};
+
+const UNINIT: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+/// Makes sure the process-wide set-up has run. The calling thread must be in
+/// the BUSY state, so allocations made by the libc calls below go to the
+/// bootstrap arena instead of coming back here.
+#[inline]
+pub fn ensure() {
+    if STATE.load(Ordering::Acquire) != DONE {
+        init_slow();
+    }
+}
+
+#[cold]
+fn init_slow() {
+    if STATE.compare_exchange(UNINIT, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        // Another thread is setting up; it calls nothing that waits for us.
+        while STATE.load(Ordering::Acquire) != DONE {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+        return;
+    }
+    config::load();
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: key is a valid out-pointer; the destructor is an extern "C" fn
+    // that lives as long as the process.
+    if unsafe { libc::pthread_key_create(&mut key, Some(lifecycle::thread_exit)) } != 0 {
+        diag::fatal("pthread_key_create failed");
+    }
+    KEY.store(key, Ordering::Release);
+    // SAFETY: the handlers are extern "C" fns that live as long as the process.
+    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release)) };
+    if config::verbose() {
+        Line::new().str("hakmem: ").str(crate::VERSION).str(" active").write_to(2);
+    }
+    STATE.store(DONE, Ordering::Release);
+}
+
+/// Registers a new thread's heap so that its exit calls `thread_exit`.
+pub fn register_thread(heap: *mut libc::c_void) {
+    // SAFETY: the key was created by init (which ran before any heap exists).
+    unsafe { libc::pthread_setspecific(KEY.load(Ordering::Acquire), heap) };
+}
+
+/// Every global lock, in one fixed order, so that no lock is held by a thread
+/// that does not exist in the child.
+extern "C" fn fork_prepare() {
+    lifecycle::lock_for_fork();
+    registry::lock_for_fork();
+    bigcache::lock_for_fork();
+    bootstrap::lock_for_fork();
+}
+
+/// After fork, in the parent and in the child (whose only thread is the one
+/// that forked, so releasing is the same as resetting).
+extern "C" fn fork_release() {
+    bootstrap::unlock_after_fork();
+    bigcache::unlock_after_fork();
+    registry::unlock_after_fork();
+    lifecycle::unlock_after_fork();
+}
+
+#[cfg(not(test))]
+#[ctor::ctor]
+fn hakmem_constructor() {
+    let t = tls::current();
+    // SAFETY: t is this thread's record.
+    if unsafe { (*t).state } == NEW {
+        lifecycle::thread_init(t);
+    }
+}
+
+#[cfg(not(test))]
+#[ctor::dtor]
+fn hakmem_destructor() {
+    stats::report_at_exit();
+}

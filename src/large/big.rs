@@ -1,0 +1,118 @@
+//! Big blocks (above the slab tier): each has a mapping of its own, aligned to
+//! 2 MiB so the page map can lead `free` to its header. Freed mappings go to
+//! BigCache before the kernel.
+
+use core::ptr;
+
+use crate::large::bigcache;
+use crate::os::{self, pagemap, PAGE};
+use crate::stats::{self, Counter};
+
+/// At the base of every big mapping.
+#[repr(C)]
+pub struct BigHeader {
+    pub magic: u64,
+    pub map_size: usize,
+    /// User pointer minus base; 0 while the mapping sits in BigCache.
+    pub offset: usize,
+    /// Link in BigCache.
+    pub next: *mut BigHeader,
+}
+
+const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
+const HEADER: usize = 64;
+const REGION: usize = pagemap::REGION_SIZE;
+/// Alignments above this would put the block beyond what the page map can
+/// point back from.
+pub const MAX_ALIGN: usize = REGION << 6;
+const _: () = assert!(MAX_ALIGN / REGION <= pagemap::BIG_MAX_DISTANCE);
+
+/// Rounds a mapping size to four steps per doubling (whole pages), so freed
+/// mappings fit later requests of nearby sizes.
+pub fn round_size(n: usize) -> usize {
+    let n = os::align_up(n, PAGE);
+    let w = (usize::BITS - 1 - (n - 1).leading_zeros()) as usize;
+    let step = (1usize << w.saturating_sub(2)).max(PAGE);
+    os::align_up(n, step)
+}
+
+/// A big block of `size` bytes aligned to `align` (a power of two). Returns
+/// the block and whether its memory is known to be zero; null when the size
+/// is impossible or the kernel has no memory.
+pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
+    if align > MAX_ALIGN || size > isize::MAX as usize / 2 {
+        return (ptr::null_mut(), false);
+    }
+    let offset = align.max(HEADER);
+    let map_size = round_size(size + offset);
+    let mut fresh = false;
+    let mut h = if align <= REGION { bigcache::take(map_size) } else { ptr::null_mut() };
+    if h.is_null() {
+        h = os::map_aligned(map_size, align.max(REGION)) as *mut BigHeader;
+        if h.is_null() {
+            return (ptr::null_mut(), false);
+        }
+        fresh = true;
+    } else {
+        stats::add(Counter::BigCacheHits, 1);
+    }
+    // SAFETY: h is the base of a mapping of map_size bytes that we own.
+    unsafe {
+        (*h).magic = MAGIC;
+        (*h).map_size = map_size;
+        (*h).offset = offset;
+        (*h).next = ptr::null_mut();
+    }
+    let base = h as usize;
+    let regions = map_size.div_ceil(REGION);
+    pagemap::set(base, regions, pagemap::BIG_TAIL);
+    let distance = offset / REGION;
+    pagemap::set(base + offset, 1, pagemap::BIG_HEAD + distance as u8);
+    stats::add(Counter::BigBlocks, 1);
+    ((base + offset) as *mut u8, fresh)
+}
+
+/// The header of the big block at `p` if `p` is one (the page map said
+/// BIG_HEAD + distance for p's region).
+pub fn header_of(p: usize, kind: u8) -> Option<*mut BigHeader> {
+    let distance = (kind - pagemap::BIG_HEAD) as usize;
+    let base = (p & !(REGION - 1)).checked_sub(distance * REGION)?;
+    let h = base as *mut BigHeader;
+    // SAFETY: the page map marks a region BIG_HEAD only while a mapping whose
+    // header lies `distance` regions below is live.
+    let ok = unsafe { (*h).magic == MAGIC && (*h).offset != 0 && base + (*h).offset == p };
+    ok.then_some(h)
+}
+
+/// Usable bytes of the block whose header is `h`.
+pub fn usable(h: *mut BigHeader) -> usize {
+    // SAFETY: h is a live big header.
+    unsafe { (*h).map_size - (*h).offset }
+}
+
+/// Frees the big block whose header is `h`.
+pub fn free(h: *mut BigHeader) {
+    // SAFETY: h is a live big header being given up by its only user.
+    let (map_size, offset) = unsafe { ((*h).map_size, (*h).offset) };
+    // SAFETY: as above; offset 0 marks it as no longer a live block.
+    unsafe { (*h).offset = 0 };
+    if offset <= REGION && bigcache::put(h) {
+        return;
+    }
+    pagemap::set(h as usize, map_size.div_ceil(REGION), pagemap::NONE);
+    os::unmap(h as *mut u8, map_size);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_size;
+
+    #[test]
+    fn rounding_wastes_at_most_a_quarter_and_is_page_aligned() {
+        for n in (1..(64usize << 20)).step_by(4093) {
+            let r = round_size(n);
+            assert!(r >= n && r % 4096 == 0);
+            assert!(r - n <= r / 4 + 4096, "{n} -> {r}");
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! BigCache: freed big mappings kept for reuse, keyed by their rounded size.
+//! Entries are linked through their own headers, so the cache has no table to
+//! outgrow; a byte budget bounds what it keeps resident.
+
+use core::cell::UnsafeCell;
+use core::ptr;
+
+use crate::large::big::BigHeader;
+use crate::os::PAGE;
+use crate::sync::SpinLock;
+
+/// Bytes of mappings the cache may keep at most.
+const BUDGET: usize = 64 << 20;
+/// Mappings bigger than this are never kept.
+const MAX_ENTRY: usize = 32 << 20;
+const BINS: usize = 4 * 36;
+
+struct Cache {
+    lock: SpinLock,
+    state: UnsafeCell<State>,
+}
+
+struct State {
+    bins: [*mut BigHeader; BINS],
+    bytes: usize,
+}
+
+// SAFETY: `state` is only touched with `lock` held.
+unsafe impl Sync for Cache {}
+
+static CACHE: Cache = Cache {
+    lock: SpinLock::new(),
+    state: UnsafeCell::new(State { bins: [ptr::null_mut(); BINS], bytes: 0 }),
+};
+
+/// Bin of a mapping size (already rounded by `big::round_size`): four per
+/// doubling from 4 KiB.
+fn bin_of(map_size: usize) -> usize {
+    let s = map_size.max(PAGE + 1) - 1;
+    let w = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 12
+    ((w - 12) * 4 + ((s >> (w - 2)) & 3)).min(BINS - 1)
+}
+
+/// A cached mapping of exactly `map_size` bytes, if one is kept.
+pub fn take(map_size: usize) -> *mut BigHeader {
+    if map_size > MAX_ENTRY {
+        return ptr::null_mut();
+    }
+    let bin = bin_of(map_size);
+    let _g = CACHE.lock.lock();
+    // SAFETY: the cache lock is held.
+    let st = unsafe { &mut *CACHE.state.get() };
+    let mut link: *mut *mut BigHeader = &mut st.bins[bin];
+    // SAFETY: listed headers are live cached mappings.
+    unsafe {
+        while !(*link).is_null() {
+            let h = *link;
+            if (*h).map_size == map_size {
+                *link = (*h).next;
+                st.bytes -= map_size;
+                return h;
+            }
+            link = &mut (*h).next;
+        }
+    }
+    ptr::null_mut()
+}
+
+/// Keeps a freed mapping; false if it does not fit the budget (the caller
+/// unmaps it then).
+pub fn put(h: *mut BigHeader) -> bool {
+    // SAFETY: the caller hands over a live mapping it no longer uses.
+    let map_size = unsafe { (*h).map_size };
+    if map_size > MAX_ENTRY {
+        return false;
+    }
+    let _g = CACHE.lock.lock();
+    // SAFETY: the cache lock is held.
+    let st = unsafe { &mut *CACHE.state.get() };
+    if st.bytes + map_size > BUDGET {
+        return false;
+    }
+    let bin = bin_of(map_size);
+    // SAFETY: as above.
+    unsafe { (*h).next = st.bins[bin] };
+    st.bins[bin] = h;
+    st.bytes += map_size;
+    true
+}
+
+pub fn lock_for_fork() {
+    CACHE.lock.acquire();
+}
+
+pub fn unlock_after_fork() {
+    CACHE.lock.release();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bin_of;
+
+    #[test]
+    fn bins_grow_with_size_and_stay_in_range() {
+        let mut last = 0;
+        let mut size = 4096;
+        while size < (1usize << 46) {
+            let b = bin_of(size);
+            assert!(b >= last && b < super::BINS);
+            last = b;
+            size += size / 4;
+            size = (size + 4095) & !4095;
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The OS layer: every byte hakmem manages comes from here, as anonymous
+//! mappings. Nothing in this module allocates; each call is one system call.
+
+pub mod pagemap;
+
+use core::ptr;
+
+pub const PAGE: usize = 4096;
+
+#[inline]
+pub const fn align_up(n: usize, align: usize) -> usize {
+    (n + align - 1) & !(align - 1)
+}
+
+/// Maps `size` bytes of fresh zeroed memory, or null when the kernel refuses.
+pub fn map(size: usize) -> *mut u8 {
+    // SAFETY: an anonymous private mapping at an address the kernel picks
+    // touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// Maps `size` bytes aligned to `align` (a power of two, at least a page) by
+/// mapping `size + align` and trimming both ends; null on failure.
+pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
+    let Some(span) = size.checked_add(align) else {
+        return ptr::null_mut();
+    };
+    let raw = map(span);
+    if raw.is_null() {
+        return raw;
+    }
+    let start = align_up(raw as usize, align);
+    let head = start - raw as usize;
+    let tail = span - head - size;
+    if head > 0 {
+        unmap(raw, head);
+    }
+    if tail > 0 {
+        unmap((start + size) as *mut u8, tail);
+    }
+    start as *mut u8
+}
+
+/// Returns a mapping (or a page-aligned part of one) to the kernel.
+pub fn unmap(p: *mut u8, size: usize) {
+    // SAFETY: callers pass only ranges that hakmem mapped and no longer uses.
+    unsafe {
+        libc::munmap(p as *mut libc::c_void, size);
+    }
+}
+
+/// Tells the kernel the pages' contents are no longer needed: RSS drops now
+/// and the next touch gets zeroed pages.
+pub fn decommit(p: *mut u8, size: usize) {
+    // SAFETY: the range is a page-aligned part of a live hakmem mapping whose
+    // contents no block needs any more.
+    unsafe {
+        libc::madvise(p as *mut libc::c_void, size, libc::MADV_DONTNEED);
+    }
+}

@@ -1,0 +1,83 @@
+//! The page map: one byte per 2 MiB region of the 47-bit user address space,
+//! saying what hakmem keeps there. `free` asks it before reading any header,
+//! so a pointer hakmem never handed out is reported instead of followed.
+//!
+//! The table is a zero-initialised static (64 MiB of .bss): the kernel commits
+//! its pages only when hakmem first writes a region's entry, and it needs no
+//! initialisation, so a lookup is valid before anything else has run.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+pub const REGION_SHIFT: usize = 21;
+pub const REGION_SIZE: usize = 1 << REGION_SHIFT;
+const ADDRESS_BITS: usize = 47;
+const ENTRIES: usize = 1 << (ADDRESS_BITS - REGION_SHIFT);
+
+/// Nothing of hakmem's.
+pub const NONE: u8 = 0;
+/// A SuperSlab: its header is at the region's base.
+pub const SUPERSLAB: u8 = 1;
+/// The bootstrap arena (blocks handed out to nested calls).
+pub const BOOTSTRAP: u8 = 2;
+/// Inside a big block, not the region holding its start.
+pub const BIG_TAIL: u8 = 3;
+/// A big block starts in this region; its header is `kind - BIG_HEAD`
+/// regions below this region's base (more than 0 only for huge alignments).
+pub const BIG_HEAD: u8 = 16;
+pub const BIG_MAX_DISTANCE: usize = (u8::MAX - BIG_HEAD) as usize;
+
+struct Table(UnsafeCell<[u8; ENTRIES]>);
+// SAFETY: every access goes through an AtomicU8 view of one byte.
+unsafe impl Sync for Table {}
+
+static TABLE: Table = Table(UnsafeCell::new([0; ENTRIES]));
+
+#[inline(always)]
+fn entry(index: usize) -> &'static AtomicU8 {
+    // SAFETY: callers keep `index < ENTRIES`; AtomicU8 has u8's layout.
+    unsafe { AtomicU8::from_ptr((TABLE.0.get() as *mut u8).add(index)) }
+}
+
+/// What hakmem keeps in the region holding `addr` (NONE for non-canonical or
+/// kernel addresses).
+#[inline(always)]
+pub fn kind(addr: usize) -> u8 {
+    let index = addr >> REGION_SHIFT;
+    if index >= ENTRIES {
+        return NONE;
+    }
+    entry(index).load(Ordering::Acquire)
+}
+
+/// Marks `count` regions from the one holding `addr`.
+pub fn set(addr: usize, count: usize, kind: u8) {
+    let first = addr >> REGION_SHIFT;
+    for i in first..(first + count).min(ENTRIES) {
+        entry(i).store(kind, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_addresses_are_none() {
+        assert_eq!(kind(0), NONE);
+        assert_eq!(kind(usize::MAX), NONE);
+        assert_eq!(kind(1 << 47), NONE);
+    }
+
+    #[test]
+    fn set_marks_exactly_the_regions_asked() {
+        let base = 0x5a5a_0000_0000usize;
+        set(base, 3, BIG_TAIL);
+        assert_eq!(kind(base - 1), NONE);
+        assert_eq!(kind(base), BIG_TAIL);
+        assert_eq!(kind(base + 3 * REGION_SIZE - 1), BIG_TAIL);
+        assert_eq!(kind(base + 3 * REGION_SIZE), NONE);
+        set(base, 3, NONE);
+        assert_eq!(kind(base + REGION_SIZE), NONE);
+    }
+}

@@ -1,0 +1,166 @@
+//! Size classes: 8, then 16-byte steps to 128, then four classes per doubling
+//! up to 32 KiB. Internal waste stays at or below 25% for every size above 48;
+//! below that the 16-byte steps win: every class above 8 is a multiple of 16,
+//! so malloc's result is 16-byte aligned whenever the block could hold a
+//! 16-byte-aligned type (compilers assume it of malloc).
+//!
+//! Each class also has its slab span (64 KiB units) and a divisibility magic
+//! that lets `free` check "is this a block boundary?" with one multiply.
+
+pub const NUM_CLASSES: usize = 41;
+/// The largest size served from slabs; bigger blocks get their own mapping.
+pub const MAX_SMALL: usize = 32 * 1024;
+pub const UNIT_SHIFT: usize = 16;
+pub const UNIT_SIZE: usize = 1 << UNIT_SHIFT;
+/// A slab holds at least this many blocks (mid classes span several units).
+const MIN_BLOCKS_PER_SLAB: usize = 8;
+
+const fn class_size_of(c: usize) -> usize {
+    if c == 0 {
+        8
+    } else if c <= 8 {
+        16 * c
+    } else {
+        let k = c - 9; // 0.. : four per doubling from 128
+        let base = 128usize << (k / 4);
+        base + (base / 4) * (k % 4 + 1)
+    }
+}
+
+const fn build_sizes() -> [u32; NUM_CLASSES] {
+    let mut t = [0u32; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        t[c] = class_size_of(c) as u32;
+        c += 1;
+    }
+    t
+}
+
+/// Block size of each class.
+pub static CLASS_SIZE: [u32; NUM_CLASSES] = build_sizes();
+
+/// Smallest class for sizes 0..=1024, indexed by (size + 7) / 8.
+static SMALL_LUT: [u8; 129] = {
+    let mut t = [0u8; 129];
+    let mut i = 0;
+    while i < 129 {
+        let size = i * 8;
+        let mut c = 0;
+        while class_size_of(c) < size {
+            c += 1;
+        }
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The class serving `size` (which must be at most MAX_SMALL).
+#[inline(always)]
+pub fn class_of(size: usize) -> usize {
+    if size <= 1024 {
+        // SAFETY: size <= 1024 keeps the index within 0..=128.
+        unsafe { *SMALL_LUT.get_unchecked((size + 7) >> 3) as usize }
+    } else {
+        let s = size - 1;
+        let w = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 10
+        9 + (w - 7) * 4 + ((s >> (w - 2)) & 3)
+    }
+}
+
+/// How many 64 KiB units a slab of class `c` spans.
+pub const fn units_for(c: usize) -> usize {
+    let need = class_size_of(c) * MIN_BLOCKS_PER_SLAB;
+    if need <= UNIT_SIZE {
+        1
+    } else {
+        need.div_ceil(UNIT_SIZE)
+    }
+}
+
+const fn build_magic() -> [u64; 256] {
+    // Entries past NUM_CLASSES stay 0: the boundary test then always fails,
+    // which is what a unit that holds no slab must answer.
+    let mut t = [0u64; 256];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        t[c] = u64::MAX / class_size_of(c) as u64 + 1;
+        c += 1;
+    }
+    t
+}
+
+/// ceil(2^64 / size) per class: for offsets below 2^32, `off * magic < magic`
+/// (wrapping) exactly when `off` is a multiple of the size.
+static DIV_MAGIC: [u64; 256] = build_magic();
+
+/// Whether `offset` (from a slab's start) is a block boundary of class `c`.
+/// Classes 255 (no slab) and anything unknown are never boundaries.
+#[inline(always)]
+pub fn is_block_start(c: u8, offset: usize) -> bool {
+    let magic = DIV_MAGIC[c as usize];
+    (offset as u64).wrapping_mul(magic) < magic && offset < (1 << 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_grow_and_end_at_max_small() {
+        for c in 1..NUM_CLASSES {
+            assert!(CLASS_SIZE[c] > CLASS_SIZE[c - 1]);
+        }
+        assert_eq!(CLASS_SIZE[NUM_CLASSES - 1] as usize, MAX_SMALL);
+    }
+
+    #[test]
+    fn every_size_gets_the_smallest_class_that_fits() {
+        for size in 0..=MAX_SMALL {
+            let c = class_of(size);
+            assert!(c < NUM_CLASSES, "size {size}");
+            assert!(CLASS_SIZE[c] as usize >= size, "size {size} class {c}");
+            if c > 0 {
+                assert!((CLASS_SIZE[c - 1] as usize) < size, "size {size} not smallest");
+            }
+        }
+    }
+
+    #[test]
+    fn waste_is_at_most_a_quarter_above_48_bytes() {
+        for size in 49..=MAX_SMALL {
+            let got = CLASS_SIZE[class_of(size)] as usize;
+            assert!((got - size) * 4 <= got, "size {size} -> {got}");
+        }
+    }
+
+    #[test]
+    fn classes_above_8_are_16_byte_multiples() {
+        for c in 1..NUM_CLASSES {
+            assert_eq!(CLASS_SIZE[c] % 16, 0);
+        }
+    }
+
+    #[test]
+    fn block_start_test_matches_division() {
+        for c in 0..NUM_CLASSES {
+            let size = CLASS_SIZE[c] as usize;
+            let span = units_for(c) * UNIT_SIZE;
+            for off in (0..span).step_by(7).chain([0, size, size - 1, size + 1]) {
+                assert_eq!(is_block_start(c as u8, off), off % size == 0, "class {c} off {off}");
+            }
+        }
+        assert!(!is_block_start(255, 0));
+        assert!(!is_block_start(NUM_CLASSES as u8, 64));
+    }
+
+    #[test]
+    fn slabs_hold_at_least_eight_blocks_in_at_most_eight_units() {
+        for c in 0..NUM_CLASSES {
+            let units = units_for(c);
+            assert!(units <= 8);
+            assert!(units * UNIT_SIZE / CLASS_SIZE[c] as usize >= 8);
+        }
+    }
+}

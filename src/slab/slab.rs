@@ -1,0 +1,229 @@
+//! A slab: one or more 64 KiB units of a SuperSlab cut into blocks of one
+//! size class. Its owner thread hands blocks to its cache from the local free
+//! list or by carving fresh ones off the end; any other thread gives blocks
+//! back with one CAS onto the remote list, which the owner takes whole.
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::thread::heap::Heap;
+
+/// A free block's first word links it to the next free block.
+#[repr(C)]
+pub struct Block {
+    pub next: *mut Block,
+}
+
+/// Which of its owner's lists a slab is on.
+pub const ON_NONE: u8 = 0;
+pub const ON_PARTIAL: u8 = 1;
+pub const ON_FULL: u8 = 2;
+
+#[repr(C)]
+pub struct Slab {
+    /// Owner-only free list.
+    pub free: *mut Block,
+    /// Blocks freed by other threads; the owner swaps it out whole.
+    pub remote: AtomicPtr<Block>,
+    /// The heap that may use `free`, `used` and the links; null when abandoned.
+    pub owner: AtomicPtr<Heap>,
+    /// Links on the owner's partial/full list, or on the abandoned list.
+    pub next: *mut Slab,
+    pub prev: *mut Slab,
+    pub start: *mut u8,
+    /// Offset of the first block never handed out (blocks are carved lazily so
+    /// untouched memory never becomes resident).
+    pub bump: u32,
+    /// Offset past the last whole block.
+    pub end: u32,
+    /// Blocks out of the slab: in thread caches, in use, or on `remote`.
+    pub used: u32,
+    pub size: u32,
+    pub class: u8,
+    pub units: u8,
+    pub list: u8,
+}
+
+impl Slab {
+    /// Resets the slab to cover `units` units from `start` for `class`.
+    pub fn init(&mut self, start: *mut u8, class: usize, size: usize, units: usize) {
+        self.free = ptr::null_mut();
+        self.remote = AtomicPtr::new(ptr::null_mut());
+        self.owner = AtomicPtr::new(ptr::null_mut());
+        self.next = ptr::null_mut();
+        self.prev = ptr::null_mut();
+        self.start = start;
+        self.bump = 0;
+        self.end = ((units << crate::slab::size_class::UNIT_SHIFT) / size * size) as u32;
+        self.used = 0;
+        self.size = size as u32;
+        self.class = class as u8;
+        self.units = units as u8;
+        self.list = ON_NONE;
+    }
+
+    /// Moves up to `want` blocks into `out`; returns how many. Owner only.
+    #[inline]
+    pub fn take(&mut self, out: *mut *mut u8, want: usize) -> usize {
+        let mut n = 0;
+        while n < want && !self.free.is_null() {
+            let b = self.free;
+            // SAFETY: blocks on the free list are free blocks of this slab,
+            // their first word is the link; `out` has room for `want`.
+            unsafe {
+                self.free = (*b).next;
+                *out.add(n) = b as *mut u8;
+            }
+            n += 1;
+        }
+        while n < want && self.bump < self.end {
+            // SAFETY: bump < end keeps the block inside the slab; `out` has room.
+            unsafe { *out.add(n) = self.start.add(self.bump as usize) };
+            self.bump += self.size;
+            n += 1;
+        }
+        self.used += n as u32;
+        n
+    }
+
+    /// Takes every remotely freed block onto the local free list; true if
+    /// there were any. Owner only.
+    pub fn collect_remote(&mut self) -> bool {
+        if self.remote.load(Ordering::Relaxed).is_null() {
+            return false;
+        }
+        let head = self.remote.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut tail = head;
+        let mut n = 1u32;
+        // SAFETY: the swapped-out list is ours alone; every node is a free
+        // block of this slab.
+        unsafe {
+            while !(*tail).next.is_null() {
+                tail = (*tail).next;
+                n += 1;
+            }
+            (*tail).next = self.free;
+        }
+        self.free = head;
+        self.used -= n;
+        true
+    }
+
+    /// Whether a refill could get a block without looking at `remote`.
+    #[inline]
+    pub fn has_local(&self) -> bool {
+        !self.free.is_null() || self.bump < self.end
+    }
+
+    /// Gives a block back to its slab. Owner only.
+    #[inline]
+    pub fn put_local(&mut self, p: *mut u8) {
+        let b = p as *mut Block;
+        // SAFETY: p is a block of this slab that nobody uses any more.
+        unsafe { (*b).next = self.free };
+        self.free = b;
+        self.used -= 1;
+    }
+
+    /// Pushes the chain `head..=tail` (linked through `next`) onto the remote
+    /// list with one CAS. Any thread.
+    pub fn push_remote(&self, head: *mut Block, tail: *mut Block) {
+        let mut cur = self.remote.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the chain is ours until the CAS publishes it.
+            unsafe { (*tail).next = cur };
+            match self.remote.compare_exchange_weak(cur, head, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    #[inline]
+    pub fn is_owned_by(&self, heap: *mut Heap) -> bool {
+        self.owner.load(Ordering::Relaxed) == heap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn slab_over(mem: &mut [u64], size: usize) -> Slab {
+        // SAFETY: Slab is plain data; init sets every field.
+        let mut s: Slab = unsafe { core::mem::zeroed() };
+        s.init(mem.as_mut_ptr() as *mut u8, 3, size, 1);
+        s
+    }
+
+    #[test]
+    fn carves_every_block_once_then_reuses_freed_ones() {
+        let mut mem = vec![0u64; 65536 / 8];
+        let mut s = slab_over(&mut mem, 48);
+        let total = 65536 / 48;
+        let mut out = vec![ptr::null_mut(); total + 10];
+        assert_eq!(s.take(out.as_mut_ptr(), total + 10), total);
+        assert_eq!(s.used as usize, total);
+        let distinct: HashSet<_> = out[..total].iter().collect();
+        assert_eq!(distinct.len(), total);
+        assert!(!s.has_local());
+        s.put_local(out[5]);
+        s.put_local(out[9]);
+        assert_eq!(s.used as usize, total - 2);
+        let mut again = [ptr::null_mut(); 4];
+        assert_eq!(s.take(again.as_mut_ptr(), 4), 2);
+        assert_eq!(&again[..2], &[out[9], out[5]]);
+    }
+
+    #[test]
+    fn remote_frees_come_back_whole_and_counted() {
+        let mut mem = vec![0u64; 65536 / 8];
+        let mut s = slab_over(&mut mem, 64);
+        let mut out = [ptr::null_mut(); 8];
+        assert_eq!(s.take(out.as_mut_ptr(), 8), 8);
+        for &p in &out[..3] {
+            let b = p as *mut Block;
+            s.push_remote(b, b);
+        }
+        assert!(s.collect_remote());
+        assert_eq!(s.used, 5);
+        assert!(!s.collect_remote());
+        let mut back = [ptr::null_mut(); 3];
+        assert_eq!(s.take(back.as_mut_ptr(), 3), 3);
+        let got: HashSet<_> = back.iter().collect();
+        let want: HashSet<_> = out[..3].iter().collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn concurrent_remote_pushes_lose_nothing() {
+        let mut mem = vec![0u64; 65536 / 8];
+        let mut s = slab_over(&mut mem, 16);
+        let n = 4096;
+        let mut out = vec![ptr::null_mut(); n];
+        assert_eq!(s.take(out.as_mut_ptr(), n), n);
+        let addrs: Vec<usize> = out.iter().map(|&p| p as usize).collect();
+        let slab = &s as *const Slab as usize;
+        std::thread::scope(|sc| {
+            for chunk in addrs.chunks(n / 4) {
+                sc.spawn(move || {
+                    // SAFETY: the slab outlives the scope; pushes are atomic.
+                    let s = unsafe { &*(slab as *const Slab) };
+                    for &a in chunk {
+                        s.push_remote(a as *mut Block, a as *mut Block);
+                    }
+                });
+            }
+        });
+        assert!(s.collect_remote());
+        assert_eq!(s.used, 0);
+        let mut seen = HashSet::new();
+        let mut b = s.free;
+        while !b.is_null() {
+            assert!(seen.insert(b as usize));
+            b = unsafe { (*b).next };
+        }
+        assert_eq!(seen.len(), n);
+    }
+}

@@ -1,0 +1,77 @@
+//! Opt-in statistics (HAKMEM_STATS=1). Counters are touched only on slow
+//! paths and only when enabled: the fast path never sees them.
+
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::config;
+use crate::diag::Line;
+
+#[derive(Clone, Copy)]
+pub enum Counter {
+    /// Blocks handed out from slabs into thread caches.
+    SlabBlocks,
+    /// Blocks given back to slabs by their owner.
+    SlabBlocksBack,
+    /// Blocks given back to another thread's slab through its remote list.
+    RemoteFrees,
+    /// Slabs taken over from exited threads.
+    Adopted,
+    BigBlocks,
+    BigCacheHits,
+    SuperslabsMapped,
+    BootstrapBlocks,
+}
+
+const N: usize = 8;
+const NAMES: [&str; N] = [
+    "slab_blocks",
+    "slab_blocks_back",
+    "remote_frees",
+    "adopted_slabs",
+    "big_blocks",
+    "bigcache_hits",
+    "superslabs_mapped",
+    "bootstrap_blocks",
+];
+
+static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
+static LIVE_SS: AtomicI64 = AtomicI64::new(0);
+static PEAK_SS: AtomicI64 = AtomicI64::new(0);
+
+#[inline]
+pub fn add(c: Counter, n: u64) {
+    if config::stats() {
+        COUNTS[c as usize].fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+pub fn live_superslabs(delta: i64) {
+    if config::stats() {
+        let now = LIVE_SS.fetch_add(delta, Ordering::Relaxed) + delta;
+        PEAK_SS.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+pub fn get(c: Counter) -> u64 {
+    COUNTS[c as usize].load(Ordering::Relaxed)
+}
+
+/// Writes the one-line report to `fd`; false if it could not be written.
+pub fn print(fd: i32) -> bool {
+    let mut line = Line::new();
+    // SAFETY: getpid has no preconditions.
+    line.str("hakmem: stats: pid=").dec(unsafe { libc::getpid() } as u64);
+    for (i, name) in NAMES.iter().enumerate() {
+        line.str(" ").str(name).str("=").dec(COUNTS[i].load(Ordering::Relaxed));
+    }
+    line.str(" superslabs_live=").dec(LIVE_SS.load(Ordering::Relaxed).max(0) as u64);
+    line.str(" superslabs_peak=").dec(PEAK_SS.load(Ordering::Relaxed).max(0) as u64);
+    line.write_to(fd)
+}
+
+/// At exit, when statistics are on.
+pub fn report_at_exit() {
+    if config::stats() {
+        print(2);
+    }
+}

@@ -1,0 +1,362 @@
+//! A thread's heap: its cache bins and the slabs it owns, per class. Here is
+//! everything a thread does when its cache misses or overflows: refill a
+//! batch from its warm slabs, give a batch back (to its own slabs directly,
+//! to other threads' slabs through their remote lists), and at thread exit
+//! hand all of it back.
+
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+use crate::slab::registry;
+use crate::slab::size_class::NUM_CLASSES;
+use crate::slab::slab::{Block, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
+use crate::slab::superslab;
+use crate::stats::{self, Counter};
+use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP};
+
+/// Per class: the slabs this heap owns, as rings (the head is where refills
+/// look first), and the class's recent slow-path activity.
+#[repr(C)]
+pub struct Lists {
+    pub partial: *mut Slab,
+    pub full: *mut Slab,
+    pub events: u32,
+}
+
+impl Lists {
+    const EMPTY: Lists = Lists { partial: ptr::null_mut(), full: ptr::null_mut(), events: 0 };
+}
+
+#[repr(C)]
+pub struct Heap {
+    pub bins: [Bin; NUM_CLASSES],
+    pub lists: [Lists; NUM_CLASSES],
+    /// Slow-path events since the last look at idle classes.
+    pub ticks: u32,
+    /// Link in the pool of unused heaps.
+    pub next: *mut Heap,
+}
+
+/// How many full slabs a refill checks for remote frees before looking
+/// elsewhere (the ring turns, so the next refill checks the next ones).
+const FULL_SCAN: usize = 8;
+/// Slow-path events between looks for idle classes to shrink.
+const TICK_EVENTS: u32 = 4096;
+
+impl Heap {
+    pub const EMPTY: Heap = Heap {
+        bins: [Bin::EMPTY; NUM_CLASSES],
+        lists: [Lists::EMPTY; NUM_CLASSES],
+        ticks: 0,
+        next: ptr::null_mut(),
+    };
+
+    /// Points the bins at their slot arrays and sets starting capacities.
+    pub fn init(&mut self, slots: *mut *mut u8) {
+        for c in 0..NUM_CLASSES {
+            self.bins[c] = Bin {
+                // SAFETY: the slot area holds TOTAL_SLOTS entries.
+                slots: unsafe { slots.add(crate::thread::cache::SLOT_OFFSET[c]) },
+                count: 0,
+                cap: start_cap(c),
+            };
+            self.lists[c] = Lists::EMPTY;
+        }
+        self.ticks = 0;
+        self.next = ptr::null_mut();
+    }
+
+    /// Cache miss for class `c`: refills the bin and returns one block, or
+    /// null when no memory can be had.
+    pub fn refill(&mut self, c: usize) -> *mut u8 {
+        self.note_event(c);
+        let want = (self.bins[c].cap / 2).max(1) as usize;
+        let got = self.fill(c, self.bins[c].slots, want);
+        if got == 0 {
+            return ptr::null_mut();
+        }
+        stats::add(Counter::SlabBlocks, got as u64);
+        let bin = &mut self.bins[c];
+        bin.count = got as u32;
+        bin.pop()
+    }
+
+    /// Cache overflow for class `c`: gives the older half back, then keeps `p`.
+    pub fn overflow(&mut self, c: usize, p: *mut u8) {
+        self.note_event(c);
+        let half = self.bins[c].count / 2;
+        self.flush(c, half.max(1) as usize);
+        if !self.bins[c].push(p) {
+            self.give_back(p);
+        }
+    }
+
+    /// Moves up to `want` blocks of class `c` from this heap's slabs to `out`.
+    fn fill(&mut self, c: usize, out: *mut *mut u8, want: usize) -> usize {
+        loop {
+            let mut s = self.lists[c].partial;
+            if s.is_null() {
+                s = self.find_slab(c);
+                if s.is_null() {
+                    return 0;
+                }
+            }
+            // SAFETY: slabs on our lists are ours to use.
+            let slab = unsafe { &mut *s };
+            let n = slab.take(out, want);
+            if n > 0 {
+                return n;
+            }
+            if !slab.collect_remote() {
+                self.move_to(s, ON_FULL);
+            }
+        }
+    }
+
+    /// A slab of class `c` with free blocks: a full one that other threads
+    /// freed into, an abandoned one, or a new one. Null when out of memory.
+    fn find_slab(&mut self, c: usize) -> *mut Slab {
+        let mut s = self.lists[c].full;
+        for _ in 0..FULL_SCAN {
+            if s.is_null() {
+                break;
+            }
+            // SAFETY: slabs on our lists are ours to use.
+            let slab = unsafe { &mut *s };
+            let next = slab.next;
+            if slab.collect_remote() {
+                self.move_to(s, ON_PARTIAL);
+                return s;
+            }
+            s = next;
+        }
+        if !s.is_null() {
+            self.lists[c].full = s; // turn the ring: the next look starts here
+        }
+        let adopted = registry::adopt(c);
+        let s = if adopted.is_null() { registry::alloc_slab(c) } else { adopted };
+        if s.is_null() {
+            return s;
+        }
+        // SAFETY: the registry handed this slab to us alone.
+        let slab = unsafe { &mut *s };
+        slab.owner.store(self, Ordering::Release);
+        slab.list = ON_NONE;
+        if !adopted.is_null() {
+            stats::add(Counter::Adopted, 1);
+            slab.collect_remote();
+        }
+        self.move_to(s, ON_PARTIAL);
+        s
+    }
+
+    /// Gives the oldest `n` cached blocks of class `c` back to their slabs.
+    pub fn flush(&mut self, c: usize, n: usize) {
+        let bin = &self.bins[c];
+        let (slots, count) = (bin.slots, bin.count as usize);
+        let n = n.min(count);
+        let mut chain = RemoteChain::new();
+        for i in 0..n {
+            // SAFETY: i < count, within the slot array.
+            let p = unsafe { *slots.add(i) };
+            self.give_back_batched(p, &mut chain);
+        }
+        chain.push();
+        // SAFETY: both ranges lie within the slot array; copy handles overlap.
+        unsafe { ptr::copy(slots.add(n), slots, count - n) };
+        self.bins[c].count = (count - n) as u32;
+    }
+
+    /// Gives one block back to its slab.
+    pub fn give_back(&mut self, p: *mut u8) {
+        let mut chain = RemoteChain::new();
+        self.give_back_batched(p, &mut chain);
+        chain.push();
+    }
+
+    fn give_back_batched(&mut self, p: *mut u8, chain: &mut RemoteChain) {
+        let s = superslab::slab_of(p as usize);
+        // SAFETY: p is a block of a live slab (checked when it was freed).
+        let slab = unsafe { &mut *s };
+        if !slab.is_owned_by(self) {
+            chain.add(s, p);
+            return;
+        }
+        stats::add(Counter::SlabBlocksBack, 1);
+        slab.put_local(p);
+        if slab.list == ON_FULL {
+            self.move_to(s, ON_PARTIAL);
+        }
+        // An empty slab goes back unless it is this class's only room.
+        if slab.used == 0 && slab.next != s {
+            self.move_to(s, ON_NONE);
+            registry::free_slab(s);
+        }
+    }
+
+    /// Hands back everything: cached blocks to their slabs, empty slabs to
+    /// the registry, the rest to the abandoned lists for other threads.
+    pub fn abandon(&mut self) {
+        for c in 0..NUM_CLASSES {
+            let count = self.bins[c].count as usize;
+            self.flush(c, count);
+            self.bins[c].cap = start_cap(c);
+            for ring in [self.lists[c].partial, self.lists[c].full] {
+                self.abandon_ring(ring);
+            }
+            self.lists[c] = Lists::EMPTY;
+        }
+    }
+
+    fn abandon_ring(&mut self, head: *mut Slab) {
+        if head.is_null() {
+            return;
+        }
+        let mut s = head;
+        loop {
+            // SAFETY: ring members are our live slabs.
+            let slab = unsafe { &mut *s };
+            let next = slab.next;
+            slab.collect_remote();
+            slab.list = ON_NONE;
+            if slab.used == 0 {
+                registry::free_slab(s);
+            } else {
+                registry::abandon(s);
+            }
+            if next == head {
+                break;
+            }
+            s = next;
+        }
+    }
+
+    /// Counts a slow-path event for class `c`: a class that keeps missing
+    /// gets more room; every TICK_EVENTS events, idle classes give room back.
+    fn note_event(&mut self, c: usize) {
+        let l = &mut self.lists[c];
+        l.events += 1;
+        let bin = &mut self.bins[c];
+        if l.events >= 2 && bin.cap < MAX_CAP[c] {
+            bin.cap = (bin.cap * 2).min(MAX_CAP[c]);
+        }
+        self.ticks += 1;
+        if self.ticks >= TICK_EVENTS {
+            self.ticks = 0;
+            self.shrink_idle();
+        }
+    }
+
+    fn shrink_idle(&mut self) {
+        for c in 0..NUM_CLASSES {
+            if self.lists[c].events == 0 && self.bins[c].cap > min_cap(c) {
+                let cap = (self.bins[c].cap / 2).max(min_cap(c));
+                self.bins[c].cap = cap;
+                let count = self.bins[c].count;
+                if count > cap / 2 {
+                    self.flush(c, (count - cap / 2) as usize);
+                }
+            }
+            self.lists[c].events = 0;
+        }
+    }
+
+    /// Moves an owned slab between rings (ON_NONE: onto none).
+    fn move_to(&mut self, s: *mut Slab, to: u8) {
+        // SAFETY: s is one of our slabs; rings hold only our slabs.
+        unsafe {
+            let class = (*s).class as usize;
+            match (*s).list {
+                ON_PARTIAL => ring_remove(&mut self.lists[class].partial, s),
+                ON_FULL => ring_remove(&mut self.lists[class].full, s),
+                _ => {}
+            }
+            match to {
+                ON_PARTIAL => ring_push_front(&mut self.lists[class].partial, s),
+                ON_FULL => ring_push_front(&mut self.lists[class].full, s),
+                _ => {}
+            }
+            (*s).list = to;
+        }
+    }
+}
+
+/// Blocks for other threads' slabs, gathered so that consecutive blocks of
+/// one slab go onto its remote list with a single CAS.
+struct RemoteChain {
+    slab: *mut Slab,
+    head: *mut Block,
+    tail: *mut Block,
+    n: u64,
+}
+
+impl RemoteChain {
+    fn new() -> Self {
+        RemoteChain { slab: ptr::null_mut(), head: ptr::null_mut(), tail: ptr::null_mut(), n: 0 }
+    }
+
+    fn add(&mut self, s: *mut Slab, p: *mut u8) {
+        if s != self.slab {
+            self.push();
+            self.slab = s;
+        }
+        let b = p as *mut Block;
+        // SAFETY: b is a free block nobody else references.
+        unsafe { (*b).next = self.head };
+        if self.head.is_null() {
+            self.tail = b;
+        }
+        self.head = b;
+        self.n += 1;
+    }
+
+    fn push(&mut self) {
+        if !self.head.is_null() {
+            // SAFETY: the slab is live while any of its blocks is out.
+            unsafe { (*self.slab).push_remote(self.head, self.tail) };
+            stats::add(Counter::RemoteFrees, self.n);
+        }
+        *self = RemoteChain::new();
+    }
+}
+
+/// Gives a block back to its slab from a thread that has no heap.
+pub fn give_back_remote(p: *mut u8) {
+    let s = superslab::slab_of(p as usize);
+    let b = p as *mut Block;
+    // SAFETY: p is a block of a live slab (checked when it was freed).
+    unsafe { (*s).push_remote(b, b) };
+    stats::add(Counter::RemoteFrees, 1);
+}
+
+/// Ring of slabs linked through next/prev; `head` null when empty.
+///
+/// SAFETY (both): s and the ring's members are live slabs owned by the caller.
+unsafe fn ring_push_front(head: &mut *mut Slab, s: *mut Slab) {
+    if head.is_null() {
+        (*s).next = s;
+        (*s).prev = s;
+    } else {
+        let h = *head;
+        let last = (*h).prev;
+        (*s).next = h;
+        (*s).prev = last;
+        (*last).next = s;
+        (*h).prev = s;
+    }
+    *head = s;
+}
+
+unsafe fn ring_remove(head: &mut *mut Slab, s: *mut Slab) {
+    if (*s).next == s {
+        *head = ptr::null_mut();
+    } else {
+        (*(*s).prev).next = (*s).next;
+        (*(*s).next).prev = (*s).prev;
+        if *head == s {
+            *head = (*s).next;
+        }
+    }
+    (*s).next = ptr::null_mut();
+    (*s).prev = ptr::null_mut();
+}

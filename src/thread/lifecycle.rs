@@ -1,0 +1,125 @@
+//! A thread's life as hakmem sees it: the first miss sets it up (a heap from
+//! the pool, registered with a pthread key so its exit is noticed); at exit
+//! the key's destructor hands everything back and returns the heap to the
+//! pool. Calls that come after that (glibc frees TLS and resolver state late)
+//! take a shared heap under a lock.
+
+use core::cell::UnsafeCell;
+use core::mem::size_of;
+use core::ptr;
+
+use crate::init;
+use crate::os;
+use crate::sync::SpinLock;
+use crate::thread::cache::TOTAL_SLOTS;
+use crate::thread::heap::Heap;
+use crate::thread::tls::{self, Tls, BUSY, GONE, LIVE, NEW};
+
+const HEAP_HEADER: usize = os::align_up(size_of::<Heap>(), 64);
+const HEAP_BYTES: usize = os::align_up(HEAP_HEADER + TOTAL_SLOTS * size_of::<usize>(), os::PAGE);
+
+struct Shared {
+    lock: SpinLock,
+    heap: UnsafeCell<*mut Heap>,
+}
+// SAFETY: `heap` is only touched with `lock` held.
+unsafe impl Sync for Shared {}
+
+/// Heaps of exited threads, ready for new ones (linked through `next`).
+static POOL: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
+/// The heap of threads that have exited but still allocate.
+static ORPHAN: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
+
+/// A heap for a new thread: from the pool, or freshly mapped.
+fn take_heap() -> *mut Heap {
+    {
+        let _g = POOL.lock.lock();
+        // SAFETY: the pool lock is held.
+        let pool = unsafe { &mut *POOL.heap.get() };
+        if !pool.is_null() {
+            let h = *pool;
+            // SAFETY: pooled heaps are live and unused.
+            *pool = unsafe { (*h).next };
+            return h;
+        }
+    }
+    new_heap()
+}
+
+fn new_heap() -> *mut Heap {
+    let base = os::map(HEAP_BYTES);
+    if base.is_null() {
+        return ptr::null_mut();
+    }
+    let h = base as *mut Heap;
+    // SAFETY: a fresh mapping big enough for the heap and its slot area.
+    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8) };
+    h
+}
+
+fn pool_heap(h: *mut Heap) {
+    let _g = POOL.lock.lock();
+    // SAFETY: the pool lock is held; h was abandoned and is unused.
+    unsafe {
+        (*h).next = *POOL.heap.get();
+        *POOL.heap.get() = h;
+    }
+}
+
+/// Sets up the calling thread (its state is NEW); false if no heap could be
+/// had. Nested allocations on the way see BUSY and use the bootstrap arena.
+pub fn thread_init(t: *mut Tls) -> bool {
+    // SAFETY: t is this thread's own record.
+    unsafe { (*t).state = BUSY };
+    init::ensure();
+    let h = take_heap();
+    if h.is_null() {
+        // SAFETY: as above.
+        unsafe { (*t).state = NEW };
+        return false;
+    }
+    init::register_thread(h as *mut libc::c_void);
+    // SAFETY: as above.
+    unsafe {
+        (*t).heap = h;
+        (*t).state = LIVE;
+    }
+    true
+}
+
+/// The pthread key's destructor: runs when a thread that set up a heap exits.
+pub extern "C" fn thread_exit(arg: *mut libc::c_void) {
+    let h = arg as *mut Heap;
+    let t = tls::current();
+    // SAFETY: t is this thread's record; h is the heap it registered and no
+    // other thread uses it.
+    unsafe {
+        (*t).heap = tls::sentinel();
+        (*t).state = GONE;
+        (*h).abandon();
+    }
+    pool_heap(h);
+}
+
+/// Runs `f` on the shared heap of exited threads, under its lock.
+pub fn with_orphan_heap<R>(f: impl FnOnce(Option<&mut Heap>) -> R) -> R {
+    let _g = ORPHAN.lock.lock();
+    // SAFETY: the orphan lock is held.
+    let slot = unsafe { &mut *ORPHAN.heap.get() };
+    if slot.is_null() {
+        *slot = new_heap();
+    }
+    // SAFETY: a live heap used by whoever holds the lock.
+    f(unsafe { slot.as_mut() })
+}
+
+/// fork: taken in a fixed order before, released after (in both processes).
+pub fn lock_for_fork() {
+    POOL.lock.acquire();
+    ORPHAN.lock.acquire();
+}
+
+pub fn unlock_after_fork() {
+    ORPHAN.lock.release();
+    POOL.lock.release();
+}

@@ -1,0 +1,3 @@
+# C tests; owned by tests/.  Defines c-programs prerequisites and test-c.
+c-programs::
+test-c::
