@@ -196,3 +196,130 @@ pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
     free(p, who);
     q
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn fill(p: *mut u8, n: usize, seed: u8) {
+        // SAFETY: p has n usable bytes.
+        unsafe { ptr::write_bytes(p, seed, n) };
+    }
+
+    fn check(p: *const u8, n: usize, seed: u8) -> bool {
+        // SAFETY: p has n readable bytes.
+        (0..n).all(|i| unsafe { *p.add(i) } == seed)
+    }
+
+    #[test]
+    fn blocks_are_distinct_sized_and_reused_across_tiers() {
+        let sizes = [0usize, 1, 8, 16, 17, 100, 1024, 4000, 32768, 40000, 1 << 20, 5 << 20];
+        let mut live = Vec::new();
+        let mut seen = HashSet::new();
+        for round in 0..50u8 {
+            for &s in &sizes {
+                let p = malloc(s);
+                assert!(!p.is_null());
+                assert!(usable_size(p, "test") >= s);
+                assert!(seen.insert(p as usize) || round > 0);
+                fill(p, s, round);
+                live.push((p, s, round));
+            }
+        }
+        for &(p, s, seed) in &live {
+            assert!(check(p, s, seed), "block of {s} bytes overwritten");
+        }
+        for &(p, _, _) in &live {
+            free(p, "test");
+        }
+    }
+
+    #[test]
+    fn aligned_blocks_are_aligned_for_every_tier() {
+        for shift in 3..=22 {
+            let align = 1usize << shift;
+            for size in [1usize, 24, 4096, 40000, 3 << 20] {
+                let p = aligned(align, size);
+                assert!(!p.is_null());
+                assert_eq!(p as usize % align, 0, "align {align} size {size}");
+                assert!(usable_size(p, "test") >= size);
+                fill(p, size, 0xab);
+                free(p, "test");
+            }
+        }
+    }
+
+    #[test]
+    fn realloc_keeps_contents_both_ways() {
+        let mut p = malloc(1);
+        fill(p, 1, 7);
+        let mut n = 1;
+        for next in [100usize, 5000, 40000, 3 << 20, 20 << 20, 64, 5] {
+            p = realloc(p, next, "test");
+            assert!(check(p, n.min(next), 7));
+            fill(p, next, 7);
+            n = next;
+        }
+        free(p, "test");
+    }
+
+    #[test]
+    fn blocks_freed_by_other_threads_come_back() {
+        let blocks: Vec<usize> = (0..20000).map(|i| malloc(16 + i % 500) as usize).collect();
+        std::thread::scope(|sc| {
+            for part in blocks.chunks(5000) {
+                sc.spawn(move || part.iter().for_each(|&p| free(p as *mut u8, "test")));
+            }
+        });
+        // The freeing threads exited and sent the blocks back through the
+        // remote lists of this thread's slabs: allocating again reuses them.
+        let again: Vec<usize> = (0..20000).map(|i| malloc(16 + i % 500) as usize).collect();
+        let old: HashSet<usize> = blocks.iter().copied().collect();
+        let reused = again.iter().filter(|p| old.contains(p)).count();
+        assert!(reused > 15000, "only {reused} of 20000 blocks reused");
+        again.iter().for_each(|&p| free(p as *mut u8, "test"));
+    }
+
+    #[test]
+    fn slabs_of_exited_threads_are_adopted() {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    (0..3000).map(|i| {
+                        let p = malloc(48);
+                        fill(p, 48, (t * 31 + i) as u8);
+                        (p as usize, (t * 31 + i) as u8)
+                    })
+                    .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (p, seed) in h.join().unwrap() {
+                assert!(check(p as *const u8, 48, seed));
+                free(p as *mut u8, "test");
+            }
+        }
+    }
+
+    #[test]
+    fn calloc_zeroes_recycled_memory() {
+        for size in [24usize, 3000, 40000, 2 << 20] {
+            let p = malloc(size);
+            fill(p, size, 0xff);
+            free(p, "test");
+            let q = calloc(1, size);
+            assert!(check(q, size, 0));
+            free(q, "test");
+        }
+        assert!(calloc(usize::MAX / 2, 3).is_null());
+    }
+
+    #[test]
+    fn impossible_sizes_fail() {
+        assert!(malloc(usize::MAX).is_null());
+        assert!(malloc(isize::MAX as usize + 1).is_null());
+        assert!(aligned(1 << 40, 16).is_null());
+    }
+}

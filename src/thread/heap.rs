@@ -103,13 +103,16 @@ impl Heap {
             }
             // SAFETY: slabs on our lists are ours to use.
             let slab = unsafe { &mut *s };
+            // Reuse what other threads gave back before carving fresh blocks:
+            // it keeps the touched (resident) part of the slab small.
+            if slab.free.is_null() {
+                slab.collect_remote();
+            }
             let n = slab.take(out, want);
             if n > 0 {
                 return n;
             }
-            if !slab.collect_remote() {
-                self.move_to(s, ON_FULL);
-            }
+            self.move_to(s, ON_FULL);
         }
     }
 
