@@ -41,7 +41,7 @@ const fn build_sizes() -> [u32; NUM_CLASSES] {
 pub static CLASS_SIZE: [u32; NUM_CLASSES] = build_sizes();
 
 /// Smallest class for sizes 0..=1024, indexed by (size + 7) / 8.
-static SMALL_LUT: [u8; 129] = {
+const SMALL_LUT: [u8; 129] = {
     let mut t = [0u8; 129];
     let mut i = 0;
     while i < 129 {
@@ -93,7 +93,7 @@ const fn build_magic() -> [u64; 256] {
 
 /// ceil(2^64 / size) per class: for offsets below 2^32, `off * magic < magic`
 /// (wrapping) exactly when `off` is a multiple of the size.
-static DIV_MAGIC: [u64; 256] = build_magic();
+const DIV_MAGIC: [u64; 256] = build_magic();
 
 /// Whether `offset` (from a slab's start) is a block boundary of class `c`.
 /// Classes 255 (no slab) and anything unknown are never boundaries.
