@@ -41,6 +41,7 @@ fn init_slow() {
         return;
     }
     config::load();
+    stats::keep_stderr();
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: key is a valid out-pointer; the destructor is an extern "C" fn
     // that lives as long as the process.

@@ -1,7 +1,7 @@
 //! Opt-in statistics (HAKMEM_STATS=1). Counters are touched only on slow
 //! paths and only when enabled: the fast path never sees them.
 
-use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 use crate::config;
 use crate::diag::Line;
@@ -35,6 +35,12 @@ const NAMES: [&str; N] = [
 ];
 
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
+/// Where the exit report goes: a copy of stderr taken at start-up, because
+/// many programs (coreutils among them) close fd 2 before they exit.
+static REPORT_FD: AtomicI32 = AtomicI32::new(2);
+/// Copies of stderr start at this descriptor, clear of the low numbers that
+/// programs expect their own open() calls to get.
+const REPORT_FD_MIN: i32 = 500;
 static LIVE_SS: AtomicI64 = AtomicI64::new(0);
 static PEAK_SS: AtomicI64 = AtomicI64::new(0);
 
@@ -69,9 +75,20 @@ pub fn print(fd: i32) -> bool {
     line.write_to(fd)
 }
 
+/// At start-up, when statistics are on: keep stderr for the exit report.
+pub fn keep_stderr() {
+    if config::stats() {
+        // SAFETY: fcntl on fd 2 has no memory-safety preconditions.
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, REPORT_FD_MIN) };
+        if fd >= 0 {
+            REPORT_FD.store(fd, Ordering::Relaxed);
+        }
+    }
+}
+
 /// At exit, when statistics are on.
 pub fn report_at_exit() {
     if config::stats() {
-        print(2);
+        print(REPORT_FD.load(Ordering::Relaxed));
     }
 }
