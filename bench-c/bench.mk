@@ -1,3 +1,17 @@
-# Benchmark harnesses; owned by bench-c/.
-c-programs::
-bench::
+# Benchmark harnesses and `make bench`; owned by bench-c/.
+#
+#   make bench                 builds the library and the harnesses, installs the
+#                              peer allocators and runs scripts/bench.sh
+#   BENCH_QUICK=1 make bench   the same with fewer, shorter runs (< 5 minutes)
+#
+# Results land in bench-results/ (results.csv, results.md, chart.svg).
+
+BENCH_BINS := $(BUILD)/larson $(BUILD)/random_mixed $(BUILD)/memory
+
+c-programs:: $(BENCH_BINS)
+
+$(BENCH_BINS): $(BUILD)/%: bench-c/%.c bench-c/bench_common.h | $(BUILD)
+	$(CC) $(CFLAGS) -pthread -o $@ $< -lm
+
+bench: lib c-programs
+	bash scripts/bench.sh

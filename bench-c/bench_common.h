@@ -1,0 +1,129 @@
+/* Shared pieces of the benchmark harnesses: argument parsing that rejects bad
+ * input with exit code 2, a fast per-thread PRNG, a monotonic clock and the
+ * out-of-memory exit.  Header-only so each harness stays one translation unit. */
+#ifndef HAKMEM_BENCH_COMMON_H
+#define HAKMEM_BENCH_COMMON_H
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Set by each harness before parsing: its name and its one-line usage. */
+static const char *bench_name = "bench";
+static const char *bench_usage = "";
+
+/* Bad arguments: one line on stderr (problem; usage) and exit code 2. */
+__attribute__((noreturn, format(printf, 1, 2)))
+static inline void usage_error(const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s; usage: %s %s\n", bench_name, msg, bench_name, bench_usage);
+    exit(2);
+}
+
+/* malloc returned NULL (or a thread could not start): the run is invalid. */
+__attribute__((noreturn))
+static inline void die_oom(const char *what, size_t size)
+{
+    /* No stdio buffering games: write straight to fd 2, which cannot allocate. */
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "%s: %s(%zu) failed\n", bench_name, what, size);
+    if (n > 0 && write(2, msg, (size_t)n) < 0) { /* nothing more we can do */ }
+    _exit(1);
+}
+
+/* Unsigned decimal integer within [lo, hi]; anything else is a usage error. */
+static inline uint64_t parse_u64(char opt, const char *s, uint64_t lo, uint64_t hi)
+{
+    if (s == NULL || *s == '\0')
+        usage_error("-%c needs a number", opt);
+    for (const char *c = s; *c; c++)
+        if (*c < '0' || *c > '9')
+            usage_error("-%c: '%s' is not a non-negative integer", opt, s);
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE || *end != '\0')
+        usage_error("-%c: '%s' is out of range", opt, s);
+    if (v < lo || v > hi)
+        usage_error("-%c: %s is outside %llu..%llu", opt, s,
+                    (unsigned long long)lo, (unsigned long long)hi);
+    return (uint64_t)v;
+}
+
+/* Positive finite decimal number no larger than hi (seconds). */
+static inline double parse_seconds(char opt, const char *s, double hi)
+{
+    if (s == NULL || *s == '\0')
+        usage_error("-%c needs a number", opt);
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || !(v > 0.0) || v > hi)
+        usage_error("-%c: '%s' is not a number of seconds in (0, %g]", opt, s, hi);
+    return v;
+}
+
+/* splitmix64: turns any seed (0 included) into a well-mixed PRNG state. */
+static inline uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* xorshift64*: a few cycles per number, plenty for picking slots and sizes. */
+static inline uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+/* A non-zero xorshift state for stream `stream` of seed `seed`. */
+static inline uint64_t rng_seed(uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ULL);
+    uint64_t s = splitmix64(&x);
+    return s ? s : 0x853c49e6748fea9bULL;
+}
+
+/* Uniform-enough size in [min, max] (modulo bias is irrelevant here). */
+static inline size_t rng_size(uint64_t *s, size_t min, size_t max)
+{
+    if (min == max)
+        return min;
+    return min + (size_t)(rng_next(s) % (uint64_t)(max - min + 1));
+}
+
+static inline double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Touch a fresh block the way a program would: its first bytes and its last. */
+static inline void touch_block(void *p, size_t size, unsigned char v)
+{
+    unsigned char *b = p;
+    size_t head = size < 8 ? size : 8;
+    memset(b, v, head);
+    b[size - 1] = v;
+}
+
+#endif
