@@ -6,12 +6,17 @@
 //! |-----------------|---------|------------------------------------------|
 //! | HAKMEM_STATS    | 0       | 1: print statistics to stderr at exit    |
 //! | HAKMEM_VERBOSE  | 0       | 1: say on stderr when hakmem starts      |
+//! | HAKMEM_HARDEN   | 0       | 1: detect double frees, encode free lists |
+//! | HAKMEM_PURGE_DELAY_MS | 500 | how long free memory waits before it goes back to the kernel |
 
 use crate::diag::Line;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static STATS: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
+static HARDEN: AtomicBool = AtomicBool::new(false);
+pub const PURGE_DELAY_MS_DEFAULT: u32 = 500;
+static PURGE_DELAY_MS: AtomicU32 = AtomicU32::new(PURGE_DELAY_MS_DEFAULT);
 
 #[inline]
 pub fn stats() -> bool {
@@ -23,22 +28,66 @@ pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)
 }
 
+#[inline]
+pub fn harden() -> bool {
+    HARDEN.load(Ordering::Relaxed)
+}
+
+/// Milliseconds free memory waits before it is returned to the kernel.
+#[inline]
+pub fn purge_delay_ms() -> u32 {
+    PURGE_DELAY_MS.load(Ordering::Relaxed)
+}
+
 /// Reads the environment. getenv allocates nothing, so this is safe from
 /// inside the first malloc.
 pub fn load() {
     STATS.store(flag(c"HAKMEM_STATS", "HAKMEM_STATS"), Ordering::Relaxed);
     VERBOSE.store(flag(c"HAKMEM_VERBOSE", "HAKMEM_VERBOSE"), Ordering::Relaxed);
+    HARDEN.store(flag(c"HAKMEM_HARDEN", "HAKMEM_HARDEN"), Ordering::Relaxed);
+    let delay = number(c"HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_DELAY_MS", 60_000);
+    PURGE_DELAY_MS.store(delay.unwrap_or(PURGE_DELAY_MS_DEFAULT), Ordering::Relaxed);
 }
 
-fn flag(key: &core::ffi::CStr, name: &str) -> bool {
+/// A decimal number up to `max`; None when unset or (after a warning) malformed.
+fn number(key: &core::ffi::CStr, name: &str, max: u32) -> Option<u32> {
+    let bytes = env(key)?;
+    let v = parse_number(bytes, max);
+    if v.is_none() {
+        Line::new()
+            .str("hakmem: warning: ")
+            .str(name)
+            .str(" must be a number from 0 to ")
+            .dec(max as u64)
+            .str("; using the default")
+            .write_to(2);
+    }
+    v
+}
+
+fn parse_number(bytes: &[u8], max: u32) -> Option<u32> {
+    if bytes.is_empty() || bytes.len() > 10 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = bytes.iter().fold(0u64, |v, &b| v * 10 + (b - b'0') as u64);
+    (v <= max as u64).then_some(v as u32)
+}
+
+fn env(key: &core::ffi::CStr) -> Option<&'static [u8]> {
     // SAFETY: key is NUL-terminated; getenv returns null or a C string that
     // stays valid while nobody calls setenv, which is all we need here.
     let value = unsafe { libc::getenv(key.as_ptr()) };
     if value.is_null() {
-        return false;
+        return None;
     }
     // SAFETY: non-null getenv results are NUL-terminated.
-    let bytes = unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes();
+    Some(unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes())
+}
+
+fn flag(key: &core::ffi::CStr, name: &str) -> bool {
+    let Some(bytes) = env(key) else {
+        return false;
+    };
     match parse_flag(bytes) {
         Some(v) => v,
         None => {
@@ -58,7 +107,18 @@ fn parse_flag(bytes: &[u8]) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_flag;
+    use super::{parse_flag, parse_number};
+
+    #[test]
+    fn numbers_parse_within_bounds_or_are_rejected() {
+        assert_eq!(parse_number(b"0", 10), Some(0));
+        assert_eq!(parse_number(b"250", 1000), Some(250));
+        assert_eq!(parse_number(b"1001", 1000), None);
+        assert_eq!(parse_number(b"-1", 1000), None);
+        assert_eq!(parse_number(b"12ms", 1000), None);
+        assert_eq!(parse_number(b"99999999999", u32::MAX), None);
+        assert_eq!(parse_number(b"", 1000), None);
+    }
 
     #[test]
     fn flags_parse_or_are_rejected() {
