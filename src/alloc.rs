@@ -8,42 +8,85 @@ use crate::bootstrap;
 use crate::diag;
 use crate::large::big;
 use crate::os::pagemap;
-use crate::slab::size_class::{class_of, CLASS_SIZE, MAX_SMALL, NUM_CLASSES};
+use crate::slab::size_class::{
+    class_of, small_lut_index, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, NUM_CLASSES, SMALL_LIMIT,
+};
 use crate::slab::superslab;
-use crate::thread::heap::give_back_remote;
+use crate::thread::cache::{Bin, BIN_STRIDE};
+use crate::thread::checked;
+use crate::thread::heap::{give_back_remote, Heap};
 use crate::thread::lifecycle::{thread_init, with_orphan_heap};
 use crate::thread::tls::{self, BUSY, NEW};
 
-/// malloc without errno: null means no memory.
+/// malloc: null, with errno ENOMEM, means no memory. The misses set errno
+/// themselves so that the exported malloc is the fast path plus tail calls.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
-    if size <= MAX_SMALL {
-        return malloc_class(class_of(size));
+    if size <= SMALL_LIMIT {
+        let heap = tls::heap();
+        // SAFETY: every heap (the sentinel too) carries the table; the index
+        // of a size up to SMALL_LIMIT is within it.
+        let word = unsafe { *(*heap).size_lut.get_unchecked(small_lut_index(size)) };
+        return malloc_bin(heap, word as usize);
     }
-    big::alloc(size, 0).0
+    malloc_above_small_limit(size)
+}
+
+/// Pops from `heap`'s bin at `word` 8-byte words (a class times
+/// BIN_WORDS_PER_CLASS).
+#[inline(always)]
+fn malloc_bin(heap: *mut Heap, word: usize) -> *mut u8 {
+    // SAFETY: word is the bin offset of a class < NUM_CLASSES, so it lands on
+    // a bin of the TLS heap: this thread's own, or the sentinel whose bins
+    // are empty so pop does not write.
+    let bin = unsafe { &mut *heap.cast::<u64>().add(word).cast::<Bin>() };
+    match bin.pop() {
+        Some(p) => p,
+        None => malloc_miss(word / BIN_WORDS_PER_CLASS),
+    }
 }
 
 #[inline(always)]
 fn malloc_class(c: usize) -> *mut u8 {
-    let heap = tls::heap();
-    // SAFETY: the TLS heap is this thread's own (or the read-only-in-practice
-    // sentinel, whose bins are empty so pop does not write); c < NUM_CLASSES.
-    let p = unsafe { (*heap).bins.get_unchecked_mut(c).pop() };
-    if !p.is_null() {
-        return p;
+    malloc_bin(tls::heap(), c * BIN_WORDS_PER_CLASS)
+}
+
+/// Sizes above the table: out of line, so small sizes pay no jump for them.
+#[inline(never)]
+fn malloc_above_small_limit(size: usize) -> *mut u8 {
+    if size <= MAX_SMALL {
+        return malloc_class(class_of(size));
     }
-    malloc_miss(c)
+    malloc_large(size)
+}
+
+#[cold]
+#[inline(never)]
+fn malloc_large(size: usize) -> *mut u8 {
+    or_enomem(big::alloc(size, 0).0)
 }
 
 #[cold]
 #[inline(never)]
 fn malloc_miss(c: usize) -> *mut u8 {
+    or_enomem(malloc_slow(c))
+}
+
+fn or_enomem(p: *mut u8) -> *mut u8 {
+    if p.is_null() {
+        errno::set_errno(errno::Errno(libc::ENOMEM));
+    }
+    p
+}
+
+/// A block of class `c` when the thread's fast bin had none.
+fn malloc_slow(c: usize) -> *mut u8 {
     let t = tls::current();
     // SAFETY: t is this thread's record.
     let (heap, state) = unsafe { ((*t).heap, (*t).state) };
     if heap != tls::sentinel() {
         // SAFETY: a live heap belongs to this thread alone.
-        return unsafe { (*heap).refill(c) };
+        return heap_alloc(unsafe { &mut *heap }, c);
     }
     match state {
         NEW => {
@@ -58,32 +101,34 @@ fn malloc_miss(c: usize) -> *mut u8 {
             let size = CLASS_SIZE[c] as usize;
             bootstrap::alloc(size, size & size.wrapping_neg())
         }
-        _ => with_orphan_heap(|h| match h {
-            Some(h) => {
-                let p = h.bins[c].pop();
-                if p.is_null() {
-                    h.refill(c)
-                } else {
-                    p
-                }
-            }
-            None => ptr::null_mut(),
-        }),
+        _ => with_orphan_heap(|h| h.map_or(ptr::null_mut(), |h| heap_alloc(h, c))),
     }
 }
 
-/// free of a non-null pointer. `who` names the C function for reports.
+fn heap_alloc(h: &mut Heap, c: usize) -> *mut u8 {
+    if h.checked {
+        checked::alloc(h, c)
+    } else {
+        h.alloc(c)
+    }
+}
+
+/// free of a non-null pointer (null goes the slow way and does nothing).
+/// `who` names the C function for reports.
 #[inline(always)]
 pub fn free(p: *mut u8, who: &str) {
     let a = p as usize;
     if pagemap::kind(a) == pagemap::SUPERSLAB {
-        if let Some(c) = superslab::block_class(a) {
+        if let Some(offset) = superslab::block_bin_offset(a) {
             let heap = tls::heap();
-            // SAFETY: as in malloc_class.
-            if unsafe { (*heap).bins.get_unchecked_mut(c).push(p) } {
+            // SAFETY: the bin offset is that of a class < NUM_CLASSES, so it
+            // lands on a bin of the TLS heap (this thread's own, or the
+            // sentinel whose bins have no room so push does not write).
+            let bin = unsafe { &mut *(heap as *mut u8).add(offset).cast::<Bin>() };
+            if bin.push(p) {
                 return;
             }
-            return free_small_miss(p, c);
+            return free_small_miss(p, offset / BIN_STRIDE);
         }
     }
     free_other(p, who)
@@ -97,12 +142,14 @@ fn free_small_miss(p: *mut u8, c: usize) {
     let (heap, state) = unsafe { ((*t).heap, (*t).state) };
     if heap != tls::sentinel() {
         // SAFETY: a live heap belongs to this thread alone.
-        return unsafe { (*heap).overflow(c, p) };
+        let h = unsafe { &mut *heap };
+        return if h.checked { checked::free(h, c, p) } else { h.overflow(c, p) };
     }
     // A thread that only frees still gets a cache: it batches the CASes.
     if state == NEW && thread_init(t) {
         return free(p, "free");
     }
+    checked::note_free(c, p);
     give_back_remote(p);
 }
 
@@ -110,6 +157,9 @@ fn free_small_miss(p: *mut u8, c: usize) {
 #[cold]
 #[inline(never)]
 fn free_other(p: *mut u8, who: &str) {
+    if p.is_null() {
+        return;
+    }
     let a = p as usize;
     match pagemap::kind(a) {
         pagemap::BOOTSTRAP => {}

@@ -86,6 +86,27 @@ pub fn invalid_pointer(func: &str, ptr: usize) -> ! {
     abort()
 }
 
+/// Reports a block freed twice (found by hardened mode) and aborts.
+#[cold]
+#[inline(never)]
+pub fn double_free(func: &str, ptr: usize) -> ! {
+    Line::new().str("hakmem: ").str(func).str("(): double free ").hex(ptr).write_to(2);
+    abort()
+}
+
+/// Reports a free-list link that does not point at a free block of its slab
+/// (memory written after it was freed) and aborts.
+#[cold]
+#[inline(never)]
+pub fn corrupted_free_list(block: usize) -> ! {
+    Line::new()
+        .str("hakmem: corrupted free list at ")
+        .hex(block)
+        .str(" (a block was written after it was freed)")
+        .write_to(2);
+    abort()
+}
+
 /// Reports an internal failure that leaves no safe way on, and aborts.
 #[cold]
 #[inline(never)]

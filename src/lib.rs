@@ -32,6 +32,7 @@ pub mod stats;
 pub mod sync;
 pub mod thread {
     pub mod cache;
+    pub mod checked;
     pub mod heap;
     pub mod lifecycle;
     pub mod tls;

@@ -5,6 +5,7 @@ use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 use crate::config;
 use crate::diag::Line;
+use crate::slab::size_class::NUM_CLASSES;
 
 #[derive(Clone, Copy)]
 pub enum Counter {
@@ -41,6 +42,9 @@ static REPORT_FD: AtomicI32 = AtomicI32::new(2);
 /// Copies of stderr start at this descriptor, clear of the low numbers that
 /// programs expect their own open() calls to get.
 const REPORT_FD_MIN: i32 = 500;
+static CLASS_ALLOCS: [AtomicU64; NUM_CLASSES] = [const { AtomicU64::new(0) }; NUM_CLASSES];
+static CLASS_FREES: [AtomicU64; NUM_CLASSES] = [const { AtomicU64::new(0) }; NUM_CLASSES];
+static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 static LIVE_SS: AtomicI64 = AtomicI64::new(0);
 static PEAK_SS: AtomicI64 = AtomicI64::new(0);
 
@@ -58,6 +62,28 @@ pub fn live_superslabs(delta: i64) {
     }
 }
 
+/// A slab-class block handed out by malloc (`cache_hit`: from the thread
+/// cache without a refill). Called in checked mode only.
+pub fn class_alloc(class: usize, cache_hit: bool) {
+    if config::stats() {
+        CLASS_ALLOCS[class].fetch_add(1, Ordering::Relaxed);
+        if cache_hit {
+            CACHE_HITS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A slab-class block freed (`cache_hit`: kept by the thread cache).
+/// Called in checked mode only.
+pub fn class_free(class: usize, cache_hit: bool) {
+    if config::stats() {
+        CLASS_FREES[class].fetch_add(1, Ordering::Relaxed);
+        if cache_hit {
+            CACHE_HITS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 pub fn get(c: Counter) -> u64 {
     COUNTS[c as usize].load(Ordering::Relaxed)
 }
@@ -72,6 +98,9 @@ pub fn print(fd: i32) -> bool {
     }
     line.str(" superslabs_live=").dec(LIVE_SS.load(Ordering::Relaxed).max(0) as u64);
     line.str(" superslabs_peak=").dec(PEAK_SS.load(Ordering::Relaxed).max(0) as u64);
+    let sum = |t: &[AtomicU64; NUM_CLASSES]| t.iter().map(|v| v.load(Ordering::Relaxed)).sum::<u64>();
+    line.str(" mallocs=").dec(sum(&CLASS_ALLOCS)).str(" frees=").dec(sum(&CLASS_FREES));
+    line.str(" cache_hits=").dec(CACHE_HITS.load(Ordering::Relaxed));
     line.write_to(fd)
 }
 

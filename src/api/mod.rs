@@ -26,16 +26,16 @@ fn or_enomem(p: *mut u8) -> *mut c_void {
     p as *mut c_void
 }
 
+/// alloc::malloc sets errno itself (so that this is a tail call).
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut c_void {
-    or_enomem(alloc::malloc(size))
+    alloc::malloc(size) as *mut c_void
 }
 
+/// alloc::free takes null too (its slow path ignores it).
 #[inline(always)]
 pub fn free(p: *mut c_void, who: &str) {
-    if !p.is_null() {
-        alloc::free(p as *mut u8, who);
-    }
+    alloc::free(p as *mut u8, who);
 }
 
 pub fn calloc(n: usize, size: usize) -> *mut c_void {

@@ -47,7 +47,9 @@ pub fn kind(addr: usize) -> u8 {
     if index >= ENTRIES {
         return NONE;
     }
-    entry(index).load(Ordering::Acquire)
+    // Relaxed: whoever holds a pointer into a region got it from an
+    // allocation that happened after the entry was written.
+    entry(index).load(Ordering::Relaxed)
 }
 
 /// Marks `count` regions from the one holding `addr`.

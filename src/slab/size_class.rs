@@ -40,28 +40,46 @@ const fn build_sizes() -> [u32; NUM_CLASSES] {
 /// Block size of each class.
 pub static CLASS_SIZE: [u32; NUM_CLASSES] = build_sizes();
 
-/// Smallest class for sizes 0..=1024, indexed by (size + 7) / 8.
-const SMALL_LUT: [u8; 129] = {
-    let mut t = [0u8; 129];
+/// Sizes up to this take the table lookup; above it, a short formula.
+pub const SMALL_LIMIT: usize = 1024;
+
+/// A class's bin offset in a heap counted in 8-byte words (bins are 32
+/// bytes): the malloc fast path reaches the bin with one scaled index.
+pub const BIN_WORDS_PER_CLASS: usize = 4;
+const _: () = assert!(BIN_WORDS_PER_CLASS * 8 == crate::thread::cache::BIN_STRIDE);
+
+/// Entries of SMALL_BIN_WORD.
+pub const SMALL_LUT_LEN: usize = SMALL_LIMIT / 8 + 1;
+
+/// For sizes 0..=SMALL_LIMIT, indexed by (size + 7) / 8: the smallest
+/// class's bin offset in words (class * BIN_WORDS_PER_CLASS). Every heap
+/// carries a copy (`Heap::size_lut`) so malloc reaches both with one base.
+pub const SMALL_BIN_WORD: [u8; SMALL_LUT_LEN] = {
+    let mut t = [0u8; SMALL_LUT_LEN];
     let mut i = 0;
-    while i < 129 {
+    while i < t.len() {
         let size = i * 8;
         let mut c = 0;
         while class_size_of(c) < size {
             c += 1;
         }
-        t[i] = c as u8;
+        t[i] = (c * BIN_WORDS_PER_CLASS) as u8;
         i += 1;
     }
     t
 };
 
+/// The index into SMALL_BIN_WORD for `size` (at most SMALL_LIMIT).
+#[inline(always)]
+pub fn small_lut_index(size: usize) -> usize {
+    (size + 7) >> 3
+}
+
 /// The class serving `size` (which must be at most MAX_SMALL).
 #[inline(always)]
 pub fn class_of(size: usize) -> usize {
-    if size <= 1024 {
-        // SAFETY: size <= 1024 keeps the index within 0..=128.
-        unsafe { *SMALL_LUT.get_unchecked((size + 7) >> 3) as usize }
+    if size <= SMALL_LIMIT {
+        SMALL_BIN_WORD[small_lut_index(size)] as usize / BIN_WORDS_PER_CLASS
     } else {
         let s = size - 1;
         let w = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 10
@@ -95,12 +113,16 @@ const fn build_magic() -> [u64; 256] {
 /// (wrapping) exactly when `off` is a multiple of the size.
 const DIV_MAGIC: [u64; 256] = build_magic();
 
-/// Whether `offset` (from a slab's start) is a block boundary of class `c`.
-/// Classes 255 (no slab) and anything unknown are never boundaries.
+/// The boundary magic of class `c`; 0 (never a boundary) past the classes.
+pub const fn block_magic(c: usize) -> u64 {
+    DIV_MAGIC[c]
+}
+
+/// Whether `offset` (from a slab's start, below 2^32) is a multiple of the
+/// size whose magic is `magic`. A magic of 0 answers no for every offset.
 #[inline(always)]
-pub fn is_block_start(c: u8, offset: usize) -> bool {
-    let magic = DIV_MAGIC[c as usize];
-    (offset as u64).wrapping_mul(magic) < magic && offset < (1 << 32)
+pub fn is_block_start(magic: u64, offset: u32) -> bool {
+    (offset as u64).wrapping_mul(magic) < magic
 }
 
 #[cfg(test)]
@@ -148,11 +170,12 @@ mod tests {
             let size = CLASS_SIZE[c] as usize;
             let span = units_for(c) * UNIT_SIZE;
             for off in (0..span).step_by(7).chain([0, size, size - 1, size + 1]) {
-                assert_eq!(is_block_start(c as u8, off), off % size == 0, "class {c} off {off}");
+                let got = is_block_start(block_magic(c), off as u32);
+                assert_eq!(got, off % size == 0, "class {c} off {off}");
             }
         }
-        assert!(!is_block_start(255, 0));
-        assert!(!is_block_start(NUM_CLASSES as u8, 64));
+        assert!(!is_block_start(block_magic(255), 0));
+        assert!(!is_block_start(block_magic(NUM_CLASSES), 64));
     }
 
     #[test]

@@ -1,18 +1,37 @@
 //! A SuperSlab: a 2 MiB region aligned to 2 MiB. Unit 0 (the first 64 KiB)
 //! holds this header; units 1..32 are handed out as slabs. `p & !(2 MiB - 1)`
-//! finds the header of any block, and per-unit bytes map a block to its slab
-//! and class without touching the slab's own metadata.
+//! finds the header of any block, and a per-unit record maps a block to its
+//! slab and class without touching the slab's own metadata.
 
 use crate::os::pagemap::REGION_SIZE;
-use crate::slab::size_class::{is_block_start, UNIT_SHIFT};
+use crate::slab::size_class::{block_magic, is_block_start, UNIT_SHIFT};
+use crate::thread::cache::BIN_STRIDE;
 use crate::slab::slab::Slab;
 use core::ptr;
 
 pub const SS_SIZE: usize = REGION_SIZE;
 pub const UNITS: usize = SS_SIZE >> UNIT_SHIFT;
 pub const MAGIC: u64 = 0x68616b6d_656d5353; // "hakmemSS"
-/// `unit_class` of a unit that holds no slab.
-pub const NO_CLASS: u8 = 255;
+
+/// What `free` needs to know about the unit a pointer falls in, laid out so
+/// that the check "is this a block boundary?" and the step to the thread's
+/// bin are a handful of instructions.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Unit {
+    /// The class's boundary magic (`size_class::block_magic`); 0 for a unit
+    /// that holds no slab, so every offset in it fails the check.
+    pub magic: u64,
+    /// The low 32 bits of the slab's start address: a block's offset in its
+    /// slab is its own low 32 bits minus these (wrapping), one subtraction.
+    pub slab_start: u32,
+    /// The class's bin offset in a heap: class * BIN_STRIDE.
+    pub bin_offset: u32,
+}
+
+impl Unit {
+    const NONE: Unit = Unit { magic: 0, slab_start: 0, bin_offset: 0 };
+}
 
 #[repr(C)]
 pub struct SuperSlab {
@@ -23,10 +42,8 @@ pub struct SuperSlab {
     pub next: *mut SuperSlab,
     pub prev: *mut SuperSlab,
     pub listed: bool,
-    /// Class of the slab covering each unit, NO_CLASS if none.
-    pub unit_class: [u8; UNITS],
-    /// First unit of the slab covering each unit.
-    pub unit_head: [u8; UNITS],
+    /// The slab covering each unit.
+    pub units: [Unit; UNITS],
     /// Metadata of the slab starting at each unit.
     pub slabs: [Slab; UNITS],
 }
@@ -40,32 +57,41 @@ pub fn of(a: usize) -> *mut SuperSlab {
     (a & !(SS_SIZE - 1)) as *mut SuperSlab
 }
 
+/// The record of the unit holding `a`. The caller knows `a` lies in a
+/// SuperSlab.
+#[inline(always)]
+fn unit_record(a: usize) -> &'static Unit {
+    let u = (a >> UNIT_SHIFT) & (UNITS - 1);
+    // SAFETY: the page map said a SuperSlab lives here, so its header is
+    // mapped for as long as any of its blocks can be freed.
+    unsafe { &*ptr::addr_of!((*of(a)).units).cast::<Unit>().add(u) }
+}
+
+/// If `a` is the start of a block of a live slab: its class's bin offset
+/// (`Unit::bin_offset`). The caller knows `a` lies in a SuperSlab.
+#[inline(always)]
+pub fn block_bin_offset(a: usize) -> Option<usize> {
+    let unit = unit_record(a);
+    // A slab starts at or below every unit it covers, so the offset is in
+    // 0..2 MiB; in a unit holding no slab the magic fails every offset.
+    let offset = (a as u32).wrapping_sub(unit.slab_start);
+    is_block_start(unit.magic, offset).then_some(unit.bin_offset as usize)
+}
+
 /// Class of the block at `a` if `a` is the start of a block of a live slab.
-/// The caller knows `a` lies in a SuperSlab.
 #[inline(always)]
 pub fn block_class(a: usize) -> Option<usize> {
-    let ss = of(a);
-    let unit = (a >> UNIT_SHIFT) & (UNITS - 1);
-    // SAFETY: the page map said a SuperSlab lives here, so its header is mapped.
-    let (class, head) = unsafe { ((*ss).unit_class[unit], (*ss).unit_head[unit] as usize) };
-    let offset = a - (ss as usize + (head << UNIT_SHIFT));
-    if is_block_start(class, offset) {
-        Some(class as usize)
-    } else {
-        None
-    }
+    block_bin_offset(a).map(|off| off / BIN_STRIDE)
 }
 
 /// The slab holding the block at `a` (the caller has checked `block_class`).
 #[inline(always)]
 pub fn slab_of(a: usize) -> *mut Slab {
     let ss = of(a);
-    let unit = (a >> UNIT_SHIFT) & (UNITS - 1);
-    // SAFETY: as for block_class.
-    unsafe {
-        let head = (*ss).unit_head[unit] as usize;
-        ptr::addr_of_mut!((*ss).slabs[head])
-    }
+    let start = unit_record(a).slab_start.wrapping_sub(ss as u32) as usize;
+    // SAFETY: as for unit_record; the slab starts within the SuperSlab, so
+    // its unit index is below UNITS.
+    unsafe { ptr::addr_of_mut!((*ss).slabs[start >> UNIT_SHIFT]) }
 }
 
 impl SuperSlab {
@@ -76,8 +102,7 @@ impl SuperSlab {
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
         self.listed = false;
-        self.unit_class = [NO_CLASS; UNITS];
-        self.unit_head = [0; UNITS];
+        self.units = [Unit::NONE; UNITS];
     }
 
     /// First of `n` consecutive free units, if any.
@@ -91,8 +116,11 @@ impl SuperSlab {
     pub fn claim(&mut self, first: usize, n: usize, class: usize, size: usize) -> *mut Slab {
         for u in first..first + n {
             self.used_units |= 1 << u;
-            self.unit_class[u] = class as u8;
-            self.unit_head[u] = first as u8;
+            self.units[u] = Unit {
+                magic: block_magic(class),
+                slab_start: (self as *mut SuperSlab as usize + (first << UNIT_SHIFT)) as u32,
+                bin_offset: (class * BIN_STRIDE) as u32,
+            };
         }
         let start = (self as *mut SuperSlab as usize + (first << UNIT_SHIFT)) as *mut u8;
         let slab = &mut self.slabs[first];
@@ -104,8 +132,7 @@ impl SuperSlab {
     pub fn release(&mut self, first: usize, n: usize) {
         for u in first..first + n {
             self.used_units &= !(1 << u);
-            self.unit_class[u] = NO_CLASS;
-            self.unit_head[u] = 0;
+            self.units[u] = Unit::NONE;
         }
     }
 
@@ -141,12 +168,13 @@ mod tests {
         ss.claim(1, 1, 0, 8);
         assert_eq!(ss.find_free_units(4), Some(2));
         ss.claim(2, 4, 30, 10240);
-        assert_eq!(ss.unit_head[5], 2);
-        assert_eq!(ss.unit_class[5], 30);
+        let base = &*ss as *const SuperSlab as usize;
+        assert_eq!(ss.units[5].slab_start, (base + (2 << UNIT_SHIFT)) as u32);
+        assert_eq!(ss.units[5].bin_offset as usize, 30 * BIN_STRIDE);
         assert_eq!(ss.find_free_units(26), Some(6));
         assert_eq!(ss.find_free_units(27), None);
         ss.release(2, 4);
-        assert_eq!(ss.unit_class[3], NO_CLASS);
+        assert_eq!(ss.units[3].magic, 0);
         assert_eq!(ss.find_free_units(4), Some(2));
         ss.release(1, 1);
         assert!(ss.is_empty());

@@ -8,11 +8,11 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 
 use crate::slab::registry;
-use crate::slab::size_class::NUM_CLASSES;
+use crate::slab::size_class::{NUM_CLASSES, SMALL_BIN_WORD, SMALL_LUT_LEN};
 use crate::slab::slab::{Block, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
 use crate::slab::superslab;
 use crate::stats::{self, Counter};
-use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP};
+use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP, SLOT_OFFSET};
 
 /// Per class: the slabs this heap owns, as rings (the head is where refills
 /// look first), and the class's recent slow-path activity.
@@ -29,8 +29,16 @@ impl Lists {
 
 #[repr(C)]
 pub struct Heap {
+    /// The bins the fast paths use. In checked mode they stay empty with no
+    /// room, so every malloc and free takes the slow path.
     pub bins: [Bin; NUM_CLASSES],
+    /// `size_class::SMALL_BIN_WORD`, here so that malloc finds the table and
+    /// the bins through the one heap pointer it loads anyway.
+    pub size_lut: [u8; SMALL_LUT_LEN],
     pub lists: [Lists; NUM_CLASSES],
+    /// Checked mode (statistics or hardening on): the bins in use.
+    checked_bins: [Bin; NUM_CLASSES],
+    pub checked: bool,
     /// Slow-path events since the last look at idle classes.
     pub ticks: u32,
     /// Link in the pool of unused heaps.
@@ -46,47 +54,76 @@ const TICK_EVENTS: u32 = 4096;
 impl Heap {
     pub const EMPTY: Heap = Heap {
         bins: [Bin::EMPTY; NUM_CLASSES],
+        size_lut: SMALL_BIN_WORD,
         lists: [Lists::EMPTY; NUM_CLASSES],
+        checked_bins: [Bin::EMPTY; NUM_CLASSES],
+        checked: false,
         ticks: 0,
         next: ptr::null_mut(),
     };
 
-    /// Points the bins at their slot arrays and sets starting capacities.
-    pub fn init(&mut self, slots: *mut *mut u8) {
+    /// Points the bins at their slot arrays and sets starting capacities;
+    /// `checked` puts them where only the slow path sees them.
+    pub fn init(&mut self, slots: *mut *mut u8, checked: bool) {
+        self.checked = checked;
+        self.size_lut = SMALL_BIN_WORD;
         for c in 0..NUM_CLASSES {
-            self.bins[c] = Bin {
-                // SAFETY: the slot area holds TOTAL_SLOTS entries.
-                slots: unsafe { slots.add(crate::thread::cache::SLOT_OFFSET[c]) },
-                count: 0,
-                cap: start_cap(c),
-            };
+            // SAFETY: the slot area holds TOTAL_SLOTS entries.
+            let bin = Bin::new(unsafe { slots.add(SLOT_OFFSET[c]) }, start_cap(c));
+            if checked {
+                self.bins[c] = Bin::EMPTY;
+                self.checked_bins[c] = bin;
+            } else {
+                self.bins[c] = bin;
+                self.checked_bins[c] = Bin::EMPTY;
+            }
             self.lists[c] = Lists::EMPTY;
         }
         self.ticks = 0;
         self.next = ptr::null_mut();
     }
 
+    /// The bin of class `c` that holds this heap's cached blocks.
+    #[inline]
+    pub fn bin(&mut self, c: usize) -> &mut Bin {
+        if self.checked {
+            &mut self.checked_bins[c]
+        } else {
+            &mut self.bins[c]
+        }
+    }
+
+    /// A block of class `c` from the cache, refilling it when empty.
+    pub fn alloc(&mut self, c: usize) -> *mut u8 {
+        match self.bin(c).pop() {
+            Some(p) => p,
+            None => self.refill(c),
+        }
+    }
+
     /// Cache miss for class `c`: refills the bin and returns one block, or
     /// null when no memory can be had.
     pub fn refill(&mut self, c: usize) -> *mut u8 {
         self.note_event(c);
-        let want = (self.bins[c].cap / 2).max(1) as usize;
-        let got = self.fill(c, self.bins[c].slots, want);
+        let want = (self.bin(c).cap() / 2).max(1);
+        let slots = self.bin(c).slots();
+        let got = self.fill(c, slots, want);
         if got == 0 {
             return ptr::null_mut();
         }
         stats::add(Counter::SlabBlocks, got as u64);
-        let bin = &mut self.bins[c];
-        bin.count = got as u32;
-        bin.pop()
+        let bin = self.bin(c);
+        bin.set_count(got - 1);
+        // SAFETY: got > 0 blocks were written to the slots; the last is handed out.
+        unsafe { *bin.slots().add(got - 1) }
     }
 
     /// Cache overflow for class `c`: gives the older half back, then keeps `p`.
     pub fn overflow(&mut self, c: usize, p: *mut u8) {
         self.note_event(c);
-        let half = self.bins[c].count / 2;
-        self.flush(c, half.max(1) as usize);
-        if !self.bins[c].push(p) {
+        let half = self.bin(c).count() / 2;
+        self.flush(c, half.max(1));
+        if !self.bin(c).push(p) {
             self.give_back(p);
         }
     }
@@ -155,8 +192,8 @@ impl Heap {
 
     /// Gives the oldest `n` cached blocks of class `c` back to their slabs.
     pub fn flush(&mut self, c: usize, n: usize) {
-        let bin = &self.bins[c];
-        let (slots, count) = (bin.slots, bin.count as usize);
+        let bin = self.bin(c);
+        let (slots, count) = (bin.slots(), bin.count());
         let n = n.min(count);
         let mut chain = RemoteChain::new();
         for i in 0..n {
@@ -167,7 +204,7 @@ impl Heap {
         chain.push();
         // SAFETY: both ranges lie within the slot array; copy handles overlap.
         unsafe { ptr::copy(slots.add(n), slots, count - n) };
-        self.bins[c].count = (count - n) as u32;
+        self.bin(c).set_count(count - n);
     }
 
     /// Gives one block back to its slab.
@@ -201,9 +238,9 @@ impl Heap {
     /// the registry, the rest to the abandoned lists for other threads.
     pub fn abandon(&mut self) {
         for c in 0..NUM_CLASSES {
-            let count = self.bins[c].count as usize;
+            let count = self.bin(c).count();
             self.flush(c, count);
-            self.bins[c].cap = start_cap(c);
+            self.bin(c).set_cap(start_cap(c));
             for ring in [self.lists[c].partial, self.lists[c].full] {
                 self.abandon_ring(ring);
             }
@@ -237,11 +274,13 @@ impl Heap {
     /// Counts a slow-path event for class `c`: a class that keeps missing
     /// gets more room; every TICK_EVENTS events, idle classes give room back.
     fn note_event(&mut self, c: usize) {
-        let l = &mut self.lists[c];
-        l.events += 1;
-        let bin = &mut self.bins[c];
-        if l.events >= 2 && bin.cap < MAX_CAP[c] {
-            bin.cap = (bin.cap * 2).min(MAX_CAP[c]);
+        self.lists[c].events += 1;
+        let events = self.lists[c].events;
+        let max = MAX_CAP[c] as usize;
+        let bin = self.bin(c);
+        if events >= 2 && bin.cap() < max {
+            let cap = (bin.cap() * 2).min(max);
+            bin.set_cap(cap);
         }
         self.ticks += 1;
         if self.ticks >= TICK_EVENTS {
@@ -252,13 +291,13 @@ impl Heap {
 
     fn shrink_idle(&mut self) {
         for c in 0..NUM_CLASSES {
-            if self.lists[c].events == 0 && self.bins[c].cap > min_cap(c) {
-                let cap = (self.bins[c].cap / 2).max(min_cap(c));
-                self.bins[c].cap = cap;
-                let count = self.bins[c].count;
+            if self.lists[c].events == 0 && self.bin(c).cap() > min_cap(c) {
+                let cap = (self.bin(c).cap() / 2).max(min_cap(c));
+                let count = self.bin(c).count();
                 if count > cap / 2 {
-                    self.flush(c, (count - cap / 2) as usize);
+                    self.flush(c, count - cap / 2);
                 }
+                self.bin(c).set_cap(cap);
             }
             self.lists[c].events = 0;
         }

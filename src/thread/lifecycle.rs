@@ -8,6 +8,7 @@ use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::ptr;
 
+use crate::config;
 use crate::init;
 use crate::os;
 use crate::sync::SpinLock;
@@ -52,8 +53,11 @@ fn new_heap() -> *mut Heap {
         return ptr::null_mut();
     }
     let h = base as *mut Heap;
+    // Statistics and hardening see every call; the configuration is loaded
+    // before any heap exists.
+    let checked = config::stats() || config::harden();
     // SAFETY: a fresh mapping big enough for the heap and its slot area.
-    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8) };
+    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8, checked) };
     h
 }
 
