@@ -7,7 +7,7 @@
 //! | HAKMEM_STATS    | 0       | 1: print statistics to stderr at exit    |
 //! | HAKMEM_VERBOSE  | 0       | 1: say on stderr when hakmem starts      |
 //! | HAKMEM_HARDEN   | 0       | 1: detect double frees, encode free lists |
-//! | HAKMEM_PURGE_DELAY_MS | 500 | how long free memory waits before it goes back to the kernel |
+//! | HAKMEM_PURGE_DELAY_MS | 100 | how long free memory waits before it goes back to the kernel |
 
 use crate::diag::Line;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 static STATS: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static HARDEN: AtomicBool = AtomicBool::new(false);
-pub const PURGE_DELAY_MS_DEFAULT: u32 = 500;
+pub const PURGE_DELAY_MS_DEFAULT: u32 = 100;
 static PURGE_DELAY_MS: AtomicU32 = AtomicU32::new(PURGE_DELAY_MS_DEFAULT);
 
 #[inline]

@@ -1,6 +1,7 @@
 //! The OS layer: every byte hakmem manages comes from here, as anonymous
 //! mappings. Nothing in this module allocates; each call is one system call.
 
+pub mod clock;
 pub mod pagemap;
 
 use core::ptr;

@@ -2,19 +2,31 @@
 //! and slabs abandoned by threads that exited (adopted by the next thread
 //! that needs their class). Threads come here only when their own slabs run
 //! dry, so one lock is enough.
+//!
+//! Memory goes back to the kernel after the purge delay (HAKMEM_PURGE_DELAY_MS):
+//! the units of released slabs with MADV_DONTNEED, empty SuperSlabs with
+//! munmap (one stays mapped as a reserve, and only while it keeps being
+//! reused within the delay). Purges run on allocator activity: here, and from
+//! the threads' slow paths through `maybe_purge`, which costs one load while
+//! nothing is due.
 
 use core::cell::UnsafeCell;
 use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::config;
+use crate::os::clock::now_ms;
 use crate::os::{self, pagemap};
-use crate::slab::size_class::{units_for, CLASS_SIZE, NUM_CLASSES};
+use crate::slab::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
 use crate::slab::slab::Slab;
-use crate::slab::superslab::{self, SuperSlab, SS_SIZE};
+use crate::slab::superslab::{self, SuperSlab, SS_SIZE, UNITS};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 
-/// Empty SuperSlabs kept mapped for the next slab instead of unmapped.
+/// Empty SuperSlabs kept mapped for the next slab, until the purge delay.
 const EMPTY_RESERVE: usize = 1;
+/// When the next purge is due (`now_ms`), u64::MAX when nothing waits.
+static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
 
 struct State {
     /// SuperSlabs with at least one free unit (doubly linked).
@@ -89,18 +101,101 @@ pub fn free_slab(slab: *mut Slab) {
         // SAFETY: the caller gives up the slab; nobody else holds it.
         let units = unsafe { (*slab).units as usize };
         s.release(first, units);
+        let now = now_ms();
+        if s.dirty_units == 0 {
+            s.dirty_since = now;
+        }
+        s.dirty_units |= (((1u64 << units) - 1) << first) as u32;
         if !s.listed {
             link(st, ss);
         }
         if s.is_empty() {
             if st.empty < EMPTY_RESERVE {
                 st.empty += 1;
+                s.empty_since = now;
             } else {
                 unlink(st, ss);
                 drop_superslab(ss);
+                return;
             }
         }
+        let delay = config::purge_delay_ms() as u64;
+        if delay == 0 {
+            purge(st, now, false);
+        } else {
+            PURGE_DUE.fetch_min(now + delay, Ordering::Relaxed);
+        }
     })
+}
+
+/// Runs a purge if one is due. Threads call it from their slow paths.
+#[inline]
+pub fn maybe_purge() {
+    let due = PURGE_DUE.load(Ordering::Relaxed);
+    if due != u64::MAX {
+        let now = now_ms();
+        if now >= due {
+            with_state(|st| purge(st, now, false));
+        }
+    }
+}
+
+/// Gives back every free unit and every empty SuperSlab now (malloc_trim).
+/// Returns whether anything was given back.
+pub fn purge_all() -> bool {
+    with_state(|st| purge(st, now_ms(), true))
+}
+
+/// Gives back what has waited the purge delay (everything when `force`),
+/// and notes when the next purge is due. True if anything was given back.
+fn purge(st: &mut State, now: u64, force: bool) -> bool {
+    let delay = config::purge_delay_ms() as u64;
+    let ripe = |since: u64| force || now >= since.saturating_add(delay);
+    let mut due = u64::MAX;
+    let mut released = false;
+    let mut ss = st.with_room;
+    while !ss.is_null() {
+        // SAFETY: listed SuperSlabs are mapped and ours under the lock.
+        let s = unsafe { &mut *ss };
+        let next = s.next;
+        if s.is_empty() && ripe(s.empty_since) {
+            unlink(st, ss);
+            st.empty -= 1;
+            drop_superslab(ss);
+            released = true;
+        } else if s.dirty_units != 0 {
+            if ripe(s.dirty_since) {
+                decommit_units(ss, s.dirty_units);
+                s.dirty_units = 0;
+                released = true;
+            } else {
+                due = due.min(s.dirty_since + delay);
+            }
+            if s.is_empty() {
+                due = due.min(s.empty_since + delay);
+            }
+        }
+        ss = next;
+    }
+    PURGE_DUE.store(due, Ordering::Relaxed);
+    released
+}
+
+/// MADV_DONTNEED over each run of consecutive units set in `mask`.
+fn decommit_units(ss: *mut SuperSlab, mask: u32) {
+    let mut u = 0;
+    while u < UNITS {
+        if mask & (1 << u) == 0 {
+            u += 1;
+            continue;
+        }
+        let first = u;
+        while u < UNITS && mask & (1 << u) != 0 {
+            u += 1;
+        }
+        let start = (ss as usize + (first << UNIT_SHIFT)) as *mut u8;
+        os::decommit(start, (u - first) << UNIT_SHIFT);
+    }
 }
 
 /// Hands a slab whose owner is exiting to whoever needs its class next.
@@ -190,4 +285,37 @@ pub fn lock_for_fork() {
 
 pub fn unlock_after_fork() {
     REGISTRY.lock.release();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the page at `p` is resident (an unmapped page is not).
+    fn resident(p: *mut u8) -> bool {
+        let mut v = 0u8;
+        // SAFETY: mincore only reads the page tables; v has room for one page.
+        let r = unsafe { libc::mincore(p as *mut libc::c_void, os::PAGE, &mut v) };
+        r == 0 && v & 1 == 1
+    }
+
+    #[test]
+    fn released_slabs_leave_memory_after_a_purge() {
+        let slab = alloc_slab(12);
+        assert!(!slab.is_null());
+        // SAFETY: the slab is ours; its first unit is mapped memory we may write.
+        let start = unsafe { (*slab).start };
+        unsafe { ptr::write_bytes(start, 0xab, 1 << UNIT_SHIFT) };
+        assert!(resident(start));
+        let ss = superslab::of(start as usize);
+        let unit = (start as usize - ss as usize) >> UNIT_SHIFT;
+        free_slab(slab);
+        assert!(purge_all());
+        // Another test may have claimed the unit again in between; otherwise
+        // its pages must be gone.
+        let reused = pagemap::kind(ss as usize) == pagemap::SUPERSLAB
+            // SAFETY: the page map says the SuperSlab is still mapped.
+            && unsafe { (*ss).used_units } & (1 << unit) != 0;
+        assert!(reused || !resident(start));
+    }
 }

@@ -42,6 +42,13 @@ pub struct SuperSlab {
     pub next: *mut SuperSlab,
     pub prev: *mut SuperSlab,
     pub listed: bool,
+    /// Free units whose pages may still be resident (set when a slab is
+    /// released, cleared when the purge gives them back or a slab reuses them).
+    pub dirty_units: u32,
+    /// When the oldest of `dirty_units` became dirty (`os::clock::now_ms`).
+    pub dirty_since: u64,
+    /// When the SuperSlab last became empty.
+    pub empty_since: u64,
     /// The slab covering each unit.
     pub units: [Unit; UNITS],
     /// Metadata of the slab starting at each unit.
@@ -102,6 +109,9 @@ impl SuperSlab {
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
         self.listed = false;
+        self.dirty_units = 0;
+        self.dirty_since = 0;
+        self.empty_since = 0;
         self.units = [Unit::NONE; UNITS];
     }
 
@@ -116,6 +126,7 @@ impl SuperSlab {
     pub fn claim(&mut self, first: usize, n: usize, class: usize, size: usize) -> *mut Slab {
         for u in first..first + n {
             self.used_units |= 1 << u;
+            self.dirty_units &= !(1 << u);
             self.units[u] = Unit {
                 magic: block_magic(class),
                 slab_start: (self as *mut SuperSlab as usize + (first << UNIT_SHIFT)) as u32,

@@ -13,6 +13,7 @@
 use crate::config;
 use crate::diag;
 use crate::init;
+use crate::slab::registry;
 use crate::stats;
 use crate::thread::heap::Heap;
 
@@ -36,6 +37,7 @@ pub fn alloc(h: &mut Heap, c: usize) -> *mut u8 {
 
 /// free's slow path in checked mode.
 pub fn free(h: &mut Heap, c: usize, p: *mut u8) {
+    registry::maybe_purge();
     check_and_mark(p);
     let hit = h.bin(c).push(p);
     if !hit {

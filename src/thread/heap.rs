@@ -273,7 +273,9 @@ impl Heap {
 
     /// Counts a slow-path event for class `c`: a class that keeps missing
     /// gets more room; every TICK_EVENTS events, idle classes give room back.
+    /// Slow paths are also where due purges run.
     fn note_event(&mut self, c: usize) {
+        registry::maybe_purge();
         self.lists[c].events += 1;
         let events = self.lists[c].events;
         let max = MAX_CAP[c] as usize;
