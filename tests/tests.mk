@@ -14,7 +14,7 @@ HT_CFLAGS  := $(CFLAGS) -pthread -Iinclude -DHAK_EXPECTED_VERSION='"$(HT_VERSION
 HT_LINKHAK := -Ltarget/release -lhakmem -Wl,-rpath,$(abspath target/release)
 HT_PRELOAD := HAKTEST_EXPECT_HAKMEM=1 LD_PRELOAD=$(abspath $(LIB))
 HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
-              $(BUILD)/threads_test $(BUILD)/threads_test_plain
+              $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test
 
 .PHONY: test-c-glibc
 
@@ -29,6 +29,9 @@ $(BUILD)/api_test_plain: tests/c/api_test.c | $(BUILD)
 $(BUILD)/threads_test: tests/c/threads_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -DHAK_LINKED -o $@ $< $(HT_LINKHAK) -ldl
 
+$(BUILD)/harden_test: tests/c/harden_test.c include/hakmem.h $(LIB) | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
 $(BUILD)/threads_test_plain: tests/c/threads_test.c | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< -ldl
 
@@ -37,6 +40,7 @@ test-c:: $(HT_BINS) $(LIB)
 	$(HT_PRELOAD) $(BUILD)/api_test_plain
 	$(BUILD)/threads_test
 	$(HT_PRELOAD) $(BUILD)/threads_test_plain
+	$(BUILD)/harden_test
 	HAKMEM_LIB=$(abspath $(LIB)) tests/programs.sh
 
 test-c-glibc: $(BUILD)/api_test_plain $(BUILD)/threads_test_plain

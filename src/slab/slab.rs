@@ -6,12 +6,38 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use crate::diag;
+use crate::init;
+use crate::slab::size_class::{block_magic, is_block_start};
 use crate::thread::heap::Heap;
 
-/// A free block's first word links it to the next free block.
+/// A free block's first word links it to the next free block, encoded with
+/// the process key and the block's own address: memory written after free
+/// cannot name a chosen address, and every link is checked against its slab
+/// before it is followed.
 #[repr(C)]
 pub struct Block {
-    pub next: *mut Block,
+    link: usize,
+}
+
+impl Block {
+    /// Links free block `b` to `next` (null ends the list).
+    ///
+    /// # Safety
+    /// `b` is a free block nobody else reads or writes now.
+    #[inline]
+    pub unsafe fn set_next(b: *mut Block, next: *mut Block) {
+        (*b).link = next as usize ^ b as usize ^ init::secret();
+    }
+
+    /// The raw successor of `b`, not yet checked (see `Slab::next_of`).
+    ///
+    /// # Safety
+    /// As for `set_next`.
+    #[inline]
+    unsafe fn next_unchecked(b: *mut Block) -> *mut Block {
+        ((*b).link ^ b as usize ^ init::secret()) as *mut Block
+    }
 }
 
 /// Which of its owner's lists a slab is on.
@@ -71,7 +97,7 @@ impl Slab {
             // SAFETY: blocks on the free list are free blocks of this slab,
             // their first word is the link; `out` has room for `want`.
             unsafe {
-                self.free = (*b).next;
+                self.free = self.next_of(b);
                 *out.add(n) = b as *mut u8;
             }
             n += 1;
@@ -98,11 +124,15 @@ impl Slab {
         // SAFETY: the swapped-out list is ours alone; every node is a free
         // block of this slab.
         unsafe {
-            while !(*tail).next.is_null() {
-                tail = (*tail).next;
+            loop {
+                let next = self.next_of(tail);
+                if next.is_null() {
+                    break;
+                }
+                tail = next;
                 n += 1;
             }
-            (*tail).next = self.free;
+            Block::set_next(tail, self.free);
         }
         self.free = head;
         self.used -= n;
@@ -120,7 +150,7 @@ impl Slab {
     pub fn put_local(&mut self, p: *mut u8) {
         let b = p as *mut Block;
         // SAFETY: p is a block of this slab that nobody uses any more.
-        unsafe { (*b).next = self.free };
+        unsafe { Block::set_next(b, self.free) };
         self.free = b;
         self.used -= 1;
     }
@@ -131,12 +161,29 @@ impl Slab {
         let mut cur = self.remote.load(Ordering::Relaxed);
         loop {
             // SAFETY: the chain is ours until the CAS publishes it.
-            unsafe { (*tail).next = cur };
+            unsafe { Block::set_next(tail, cur) };
             match self.remote.compare_exchange_weak(cur, head, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(now) => cur = now,
             }
         }
+    }
+
+    /// The successor of free block `b` on one of this slab's lists: null or
+    /// a block boundary inside this slab; anything else is reported.
+    ///
+    /// # Safety
+    /// `b` is a free block of this slab that the caller alone reads.
+    unsafe fn next_of(&self, b: *mut Block) -> *mut Block {
+        let next = Block::next_unchecked(b);
+        if next.is_null() {
+            return next;
+        }
+        let offset = (next as usize).wrapping_sub(self.start as usize);
+        if offset >= self.bump as usize || !is_block_start(block_magic(self.class as usize), offset as u32) {
+            diag::corrupted_free_list(b as usize);
+        }
+        next
     }
 
     #[inline]
@@ -151,9 +198,15 @@ mod tests {
     use std::collections::HashSet;
 
     fn slab_over(mem: &mut [u64], size: usize) -> Slab {
+        // Links are encoded with the process key, which set-up chooses once:
+        // it must not change under a list, as it would if another test
+        // thread set the process up while this one links blocks.
+        crate::init::ensure();
         // SAFETY: Slab is plain data; init sets every field.
         let mut s: Slab = unsafe { core::mem::zeroed() };
-        s.init(mem.as_mut_ptr() as *mut u8, 3, size, 1);
+        let class = crate::slab::size_class::class_of(size);
+        assert_eq!(crate::slab::size_class::CLASS_SIZE[class] as usize, size);
+        s.init(mem.as_mut_ptr() as *mut u8, class, size, 1);
         s
     }
 
@@ -222,7 +275,7 @@ mod tests {
         let mut b = s.free;
         while !b.is_null() {
             assert!(seen.insert(b as usize));
-            b = unsafe { (*b).next };
+            b = unsafe { s.next_of(b) };
         }
         assert_eq!(seen.len(), n);
     }

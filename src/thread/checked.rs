@@ -13,56 +13,90 @@
 use crate::config;
 use crate::diag;
 use crate::init;
-use crate::slab::registry;
 use crate::stats;
 use crate::thread::heap::Heap;
 
 /// malloc's slow path in checked mode.
+#[inline]
 pub fn alloc(h: &mut Heap, c: usize) -> *mut u8 {
-    let harden = config::harden();
-    let c = if harden { c.max(1) } else { c };
-    let (p, hit) = match h.bin(c).pop() {
-        Some(p) => (p, true),
-        None => (h.refill(c), false),
-    };
+    if h.counting {
+        return alloc_counted(h, c);
+    }
+    take(h, c).0
+}
+
+/// free's slow path in checked mode.
+#[inline]
+pub fn free(h: &mut Heap, c: usize, p: *mut u8) {
+    if h.mark_key != 0 {
+        check_and_mark(p, h.mark_key);
+    }
+    if h.counting {
+        return free_counted(h, c, p);
+    }
+    put(h, c, p);
+}
+
+#[inline(never)]
+fn alloc_counted(h: &mut Heap, c: usize) -> *mut u8 {
+    let (p, class, hit) = take(h, c);
     if !p.is_null() {
-        if harden {
-            // SAFETY: p is a block of at least 16 bytes that we own.
-            unsafe { *mark_slot(p) = 0 };
-        }
-        stats::class_alloc(c, hit);
+        stats::class_alloc(class, hit);
     }
     p
 }
 
-/// free's slow path in checked mode.
-pub fn free(h: &mut Heap, c: usize, p: *mut u8) {
-    registry::maybe_purge();
-    check_and_mark(p);
-    let hit = h.bin(c).push(p);
-    if !hit {
-        h.overflow(c, p);
-    }
+#[inline(never)]
+fn free_counted(h: &mut Heap, c: usize, p: *mut u8) {
+    let hit = put(h, c, p);
     stats::class_free(c, hit);
+}
+
+/// A block for class `c` (the class it came from, and whether the cache
+/// had it), with its free mark cleared.
+#[inline(always)]
+fn take(h: &mut Heap, c: usize) -> (*mut u8, usize, bool) {
+    let c = if h.mark_key != 0 { c.max(1) } else { c };
+    let (p, hit) = match h.checked_bin(c).pop() {
+        Some(p) => (p, true),
+        None => (h.refill(c), false),
+    };
+    if h.mark_key != 0 && !p.is_null() {
+        // SAFETY: p is a block of at least 16 bytes that we own.
+        unsafe { *mark_slot(p) = 0 };
+    }
+    (p, c, hit)
+}
+
+/// Caches `p`; false if the bin was full (and overflowed).
+#[inline(always)]
+fn put(h: &mut Heap, c: usize, p: *mut u8) -> bool {
+    if h.checked_bin(c).push(p) {
+        return true;
+    }
+    h.overflow(c, p);
+    false
 }
 
 /// The checks and counts of a free that does not go through a heap.
 pub fn note_free(c: usize, p: *mut u8) {
-    check_and_mark(p);
+    if config::harden() {
+        check_and_mark(p, init::secret());
+    }
     stats::class_free(c, false);
 }
 
-fn check_and_mark(p: *mut u8) {
-    if config::harden() {
-        let mark = p as usize ^ init::secret();
-        // SAFETY: p is the start of a block of a live slab (free checked it);
-        // blocks are at least 16 bytes in hardened mode.
-        unsafe {
-            if *mark_slot(p) == mark {
-                diag::double_free("free", p as usize);
-            }
-            *mark_slot(p) = mark;
+/// Reports `p` if it carries the free mark, then marks it.
+#[inline]
+fn check_and_mark(p: *mut u8, key: usize) {
+    let mark = p as usize ^ key;
+    // SAFETY: p is the start of a block of a live slab (free checked it);
+    // blocks are at least 16 bytes in hardened mode.
+    unsafe {
+        if *mark_slot(p) == mark {
+            diag::double_free("free", p as usize);
         }
+        *mark_slot(p) = mark;
     }
 }
 

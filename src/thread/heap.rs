@@ -39,6 +39,11 @@ pub struct Heap {
     /// Checked mode (statistics or hardening on): the bins in use.
     checked_bins: [Bin; NUM_CLASSES],
     pub checked: bool,
+    /// Checked mode: statistics are on.
+    pub counting: bool,
+    /// Checked mode with hardening: the key free marks are encoded with
+    /// (never 0); 0 without hardening.
+    pub mark_key: usize,
     /// Slow-path events since the last look at idle classes.
     pub ticks: u32,
     /// Link in the pool of unused heaps.
@@ -58,14 +63,20 @@ impl Heap {
         lists: [Lists::EMPTY; NUM_CLASSES],
         checked_bins: [Bin::EMPTY; NUM_CLASSES],
         checked: false,
+        counting: false,
+        mark_key: 0,
         ticks: 0,
         next: ptr::null_mut(),
     };
 
-    /// Points the bins at their slot arrays and sets starting capacities;
-    /// `checked` puts them where only the slow path sees them.
-    pub fn init(&mut self, slots: *mut *mut u8, checked: bool) {
+    /// Points the bins at their slot arrays and sets starting capacities.
+    /// With statistics (`counting`) or hardening (`mark_key` != 0) the heap
+    /// is in checked mode: its bins are where only the slow path sees them.
+    pub fn init(&mut self, slots: *mut *mut u8, counting: bool, mark_key: usize) {
+        let checked = counting || mark_key != 0;
         self.checked = checked;
+        self.counting = counting;
+        self.mark_key = mark_key;
         self.size_lut = SMALL_BIN_WORD;
         for c in 0..NUM_CLASSES {
             // SAFETY: the slot area holds TOTAL_SLOTS entries.
@@ -91,6 +102,14 @@ impl Heap {
         } else {
             &mut self.bins[c]
         }
+    }
+
+    /// The bin of class `c` in checked mode.
+    #[inline]
+    pub fn checked_bin(&mut self, c: usize) -> &mut Bin {
+        debug_assert!(self.checked && c < NUM_CLASSES);
+        // SAFETY: callers pass a class index, below NUM_CLASSES.
+        unsafe { self.checked_bins.get_unchecked_mut(c) }
     }
 
     /// A block of class `c` from the cache, refilling it when empty.
@@ -346,7 +365,7 @@ impl RemoteChain {
         }
         let b = p as *mut Block;
         // SAFETY: b is a free block nobody else references.
-        unsafe { (*b).next = self.head };
+        unsafe { Block::set_next(b, self.head) };
         if self.head.is_null() {
             self.tail = b;
         }

@@ -53,11 +53,10 @@ fn new_heap() -> *mut Heap {
         return ptr::null_mut();
     }
     let h = base as *mut Heap;
-    // Statistics and hardening see every call; the configuration is loaded
-    // before any heap exists.
-    let checked = config::stats() || config::harden();
+    // The configuration and the key are set before any heap exists.
+    let mark_key = if config::harden() { init::secret() } else { 0 };
     // SAFETY: a fresh mapping big enough for the heap and its slot area.
-    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8, checked) };
+    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8, config::stats(), mark_key) };
     h
 }
 

@@ -1,0 +1,182 @@
+/* Hardening and corruption checks: each case runs in a child process (this
+ * program re-executed with the case's name and environment); the parent
+ * checks that the child aborted with hakmem's message naming the block, or
+ * that a clean run exited 0.
+ *
+ *   harden_test            run every case, print one line each, exit 1 on failure
+ *   harden_test CASE       (internal) run one case in this process            */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+
+static void *volatile sink; /* keeps the compiler from dropping malloc/free pairs */
+
+static void *free_in_thread(void *p)
+{
+    free(p);
+    return NULL;
+}
+
+/* Each case prints the address it expects in the report on stdout. */
+static int run_case(const char *name)
+{
+    if (strcmp(name, "double_free") == 0) {
+        char *p = malloc(40);
+        sink = p;
+        printf("%p\n", (void *)p);
+        fflush(stdout);
+        free(p);
+        free(sink);
+        return 0;
+    }
+    if (strcmp(name, "double_free_other_thread") == 0) {
+        char *p = malloc(200);
+        printf("%p\n", (void *)p);
+        fflush(stdout);
+        pthread_t t;
+        pthread_create(&t, NULL, free_in_thread, p);
+        pthread_join(t, NULL);
+        free(p);
+        return 0;
+    }
+    if (strcmp(name, "double_free_after_flush") == 0) {
+        /* The first block reaches its slab's free list before the second
+         * free; its neighbour stays live so the slab does too. */
+        enum { N = 6000 };
+        static void *blocks[N];
+        for (int i = 0; i < N; i++)
+            blocks[i] = malloc(48);
+        printf("%p\n", blocks[0]);
+        fflush(stdout);
+        for (int i = 0; i < N; i++)
+            if (i != 1)
+                free(blocks[i]);
+        free(blocks[0]);
+        return 0;
+    }
+    if (strcmp(name, "write_after_free") == 0) {
+        /* Free enough blocks that the oldest go back to their slab's free
+         * list, scribble over the first one's link, then allocate them all
+         * again: following the link must be refused. */
+        enum { N = 6000 };
+        static void *blocks[N];
+        for (int i = 0; i < N; i++)
+            blocks[i] = malloc(64);
+        printf("%p\n", blocks[0]);
+        fflush(stdout);
+        for (int i = 0; i < N; i++)
+            if (i != 1) /* keeps the slab live */
+                free(blocks[i]);
+        memset(blocks[0], 0x41, 16); /* the bug under test */
+        for (int i = 0; i < N; i++)
+            if (i != 1)
+                blocks[i] = malloc(64);
+        return 0;
+    }
+    if (strcmp(name, "clean") == 0) {
+        /* Hardened mode must not change what a correct program sees. */
+        enum { N = 4096 };
+        static unsigned char *blocks[N];
+        for (int round = 0; round < 20; round++) {
+            for (int i = 0; i < N; i++) {
+                size_t size = 1 + (size_t)((i * 7919 + round * 31) % 3000);
+                blocks[i] = malloc(size);
+                if (blocks[i] == NULL || malloc_usable_size(blocks[i]) < size)
+                    return 3;
+                memset(blocks[i], i & 0xff, size);
+            }
+            for (int i = 0; i < N; i++) {
+                if (blocks[i][0] != (unsigned char)(i & 0xff))
+                    return 4;
+                free(blocks[i]);
+            }
+        }
+        return 0;
+    }
+    fprintf(stderr, "harden_test: unknown case %s\n", name);
+    return 2;
+}
+
+struct expect {
+    const char *name;
+    const char *harden;  /* HAKMEM_HARDEN for the child */
+    const char *message; /* NULL: must exit 0; else SIGABRT with this + address */
+};
+
+static const struct expect cases[] = {
+    { "double_free", "1", "free(): double free " },
+    { "double_free_other_thread", "1", "free(): double free " },
+    { "double_free_after_flush", "1", "free(): double free " },
+    { "write_after_free", "0", "corrupted free list at " },
+    { "write_after_free", "1", "corrupted free list at " },
+    { "clean", "1", NULL },
+    { "clean", "0", NULL },
+};
+
+/* Runs one case in a child; returns 1 if it behaved as expected. */
+static int check(const struct expect *e)
+{
+    int out[2], err[2];
+    if (pipe(out) != 0 || pipe(err) != 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        setenv("HAKMEM_HARDEN", e->harden, 1);
+        execl("/proc/self/exe", "harden_test", e->name, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    char obuf[256] = "", ebuf[1024] = "";
+    ssize_t n = read(out[0], obuf, sizeof obuf - 1);
+    obuf[n > 0 ? n : 0] = '\0';
+    size_t el = 0;
+    while ((n = read(err[0], ebuf + el, sizeof ebuf - 1 - el)) > 0)
+        el += (size_t)n;
+    ebuf[el] = '\0';
+    close(out[0]);
+    close(err[0]);
+    int status;
+    waitpid(pid, &status, 0);
+
+    int ok;
+    if (e->message == NULL) {
+        ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    } else {
+        /* The report must name the block the case printed. */
+        char want[512];
+        void *addr = NULL;
+        sscanf(obuf, "%p", &addr);
+        snprintf(want, sizeof want, "hakmem: %s%p", e->message, addr);
+        if (strncmp(e->message, "corrupted", 9) == 0)
+            snprintf(want, sizeof want, "hakmem: %s", e->message);
+        ok = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(ebuf, want) != NULL;
+    }
+    printf("%s %s (HAKMEM_HARDEN=%s)%s%s\n", ok ? "ok  " : "FAIL", e->name, e->harden,
+           ok ? "" : ": stderr: ", ok ? "" : ebuf);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2)
+        return run_case(argv[1]);
+    if (hak_version() == NULL)
+        return 1;
+    int failed = 0, total = (int)(sizeof cases / sizeof cases[0]);
+    for (int i = 0; i < total; i++)
+        failed += !check(&cases[i]);
+    printf("harden_test: %d passed, %d failed\n", total - failed, failed);
+    return failed != 0;
+}
