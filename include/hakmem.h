@@ -39,6 +39,17 @@ size_t hak_usable_size(const void *ptr);
 /* The library version, e.g. "0.1.0". */
 const char *hak_version(void);
 
+/* Writes the statistics report (the one HAKMEM_STATS=1 prints at exit) to the
+ * file descriptor `fd`.  Per-class counts are gathered only when the process
+ * started with HAKMEM_STATS=1.  Returns 0, or -1 with errno set (EBADF for a
+ * descriptor that is not open). */
+int hak_stats_print(int fd);
+
+/* Returns free memory to the kernel now (as malloc_trim(0) does): the
+ * calling thread's cached blocks, empty slabs and SuperSlabs, and cached big
+ * mappings.  Returns 1 if any memory was released, 0 otherwise. */
+int hak_trim(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,7 +11,7 @@ use crate::os::pagemap;
 use crate::slab::size_class::{
     class_of, small_lut_index, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, NUM_CLASSES, SMALL_LIMIT,
 };
-use crate::slab::superslab;
+use crate::slab::{registry, superslab};
 use crate::thread::cache::{Bin, BIN_STRIDE};
 use crate::thread::checked;
 use crate::thread::heap::{give_back_remote, Heap};
@@ -63,6 +63,7 @@ fn malloc_above_small_limit(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_large(size: usize) -> *mut u8 {
+    registry::maybe_purge();
     or_enomem(big::alloc(size, 0).0)
 }
 
@@ -174,7 +175,10 @@ fn free_other(p: *mut u8, who: &str) {
     match pagemap::kind(a) {
         pagemap::BOOTSTRAP => {}
         k if k >= pagemap::BIG_HEAD => match big::header_of(a, k) {
-            Some(h) => big::free(h),
+            Some(h) => {
+                big::free(h);
+                registry::maybe_purge();
+            }
             None => diag::invalid_pointer(who, a),
         },
         _ => diag::invalid_pointer(who, a),

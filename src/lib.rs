@@ -30,6 +30,7 @@ pub mod slab {
 }
 pub mod stats;
 pub mod sync;
+pub mod trim;
 pub mod thread {
     pub mod cache;
     pub mod checked;

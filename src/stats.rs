@@ -1,11 +1,15 @@
 //! Opt-in statistics (HAKMEM_STATS=1). Counters are touched only on slow
-//! paths and only when enabled: the fast path never sees them.
+//! paths, and per-class counts only in checked mode (thread/checked.rs), which
+//! statistics switch on: with statistics off, the fast paths never see them.
+//!
+//! The report: one `hakmem: stats: key=value …` line with the totals, then
+//! one `hakmem: stats: class …` line per size class that saw any use.
 
 use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 use crate::config;
 use crate::diag::Line;
-use crate::slab::size_class::NUM_CLASSES;
+use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
 
 #[derive(Clone, Copy)]
 pub enum Counter {
@@ -17,36 +21,52 @@ pub enum Counter {
     RemoteFrees,
     /// Slabs taken over from exited threads.
     Adopted,
+    /// Refills served by the thread's warm slab, without a search.
+    WarmSlabHits,
     BigBlocks,
     BigCacheHits,
+    BigCacheMisses,
     SuperslabsMapped,
     BootstrapBlocks,
 }
 
-const N: usize = 8;
+const N: usize = 10;
 const NAMES: [&str; N] = [
     "slab_blocks",
     "slab_blocks_back",
     "remote_frees",
     "adopted_slabs",
+    "warm_slab_hits",
     "big_blocks",
     "bigcache_hits",
+    "bigcache_misses",
     "superslabs_mapped",
     "bootstrap_blocks",
 ];
 
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
+
+/// Per size class: mallocs, frees and the most blocks live at once.
+struct Class {
+    mallocs: AtomicU64,
+    frees: AtomicU64,
+    peak: AtomicU64,
+}
+
+static CLASSES: [Class; NUM_CLASSES] = [const {
+    Class { mallocs: AtomicU64::new(0), frees: AtomicU64::new(0), peak: AtomicU64::new(0) }
+}; NUM_CLASSES];
+/// Mallocs and frees the thread cache served without going to a slab.
+static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+static LIVE_SS: AtomicI64 = AtomicI64::new(0);
+static PEAK_SS: AtomicI64 = AtomicI64::new(0);
+
 /// Where the exit report goes: a copy of stderr taken at start-up, because
 /// many programs (coreutils among them) close fd 2 before they exit.
 static REPORT_FD: AtomicI32 = AtomicI32::new(2);
 /// Copies of stderr start at this descriptor, clear of the low numbers that
 /// programs expect their own open() calls to get.
 const REPORT_FD_MIN: i32 = 500;
-static CLASS_ALLOCS: [AtomicU64; NUM_CLASSES] = [const { AtomicU64::new(0) }; NUM_CLASSES];
-static CLASS_FREES: [AtomicU64; NUM_CLASSES] = [const { AtomicU64::new(0) }; NUM_CLASSES];
-static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
-static LIVE_SS: AtomicI64 = AtomicI64::new(0);
-static PEAK_SS: AtomicI64 = AtomicI64::new(0);
 
 #[inline]
 pub fn add(c: Counter, n: u64) {
@@ -63,24 +83,30 @@ pub fn live_superslabs(delta: i64) {
 }
 
 /// A slab-class block handed out by malloc (`cache_hit`: from the thread
-/// cache without a refill). Called in checked mode only.
+/// cache without a refill). Called in checked mode, with statistics on.
 pub fn class_alloc(class: usize, cache_hit: bool) {
-    if config::stats() {
-        CLASS_ALLOCS[class].fetch_add(1, Ordering::Relaxed);
-        if cache_hit {
-            CACHE_HITS.fetch_add(1, Ordering::Relaxed);
-        }
+    let Some(k) = CLASSES.get(class) else {
+        return;
+    };
+    let mallocs = k.mallocs.fetch_add(1, Ordering::Relaxed) + 1;
+    let live = mallocs.saturating_sub(k.frees.load(Ordering::Relaxed));
+    k.peak.fetch_max(live, Ordering::Relaxed);
+    if cache_hit {
+        CACHE_HITS.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// A slab-class block freed (`cache_hit`: kept by the thread cache).
-/// Called in checked mode only.
+/// Called in checked mode, with statistics on (or by a thread without a heap).
 pub fn class_free(class: usize, cache_hit: bool) {
-    if config::stats() {
-        CLASS_FREES[class].fetch_add(1, Ordering::Relaxed);
-        if cache_hit {
-            CACHE_HITS.fetch_add(1, Ordering::Relaxed);
-        }
+    if !config::stats() {
+        return;
+    }
+    if let Some(k) = CLASSES.get(class) {
+        k.frees.fetch_add(1, Ordering::Relaxed);
+    }
+    if cache_hit {
+        CACHE_HITS.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -88,20 +114,58 @@ pub fn get(c: Counter) -> u64 {
     COUNTS[c as usize].load(Ordering::Relaxed)
 }
 
-/// Writes the one-line report to `fd`; false if it could not be written.
+/// The process's peak RSS in KiB (getrusage; it allocates nothing).
+fn peak_rss_kib() -> u64 {
+    // SAFETY: an all-zero rusage is valid; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    ru.ru_maxrss.max(0) as u64
+}
+
+/// Writes the report to `fd`; false if any line could not be written.
 pub fn print(fd: i32) -> bool {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mallocs: u64 = CLASSES.iter().map(|k| load(&k.mallocs)).sum();
+    let frees: u64 = CLASSES.iter().map(|k| load(&k.frees)).sum();
+    let hits = load(&CACHE_HITS);
+
     let mut line = Line::new();
     // SAFETY: getpid has no preconditions.
     line.str("hakmem: stats: pid=").dec(unsafe { libc::getpid() } as u64);
     for (i, name) in NAMES.iter().enumerate() {
-        line.str(" ").str(name).str("=").dec(COUNTS[i].load(Ordering::Relaxed));
+        line.str(" ").str(name).str("=").dec(load(&COUNTS[i]));
     }
     line.str(" superslabs_live=").dec(LIVE_SS.load(Ordering::Relaxed).max(0) as u64);
     line.str(" superslabs_peak=").dec(PEAK_SS.load(Ordering::Relaxed).max(0) as u64);
-    let sum = |t: &[AtomicU64; NUM_CLASSES]| t.iter().map(|v| v.load(Ordering::Relaxed)).sum::<u64>();
-    line.str(" mallocs=").dec(sum(&CLASS_ALLOCS)).str(" frees=").dec(sum(&CLASS_FREES));
-    line.str(" cache_hits=").dec(CACHE_HITS.load(Ordering::Relaxed));
-    line.write_to(fd)
+    line.str(" mallocs=").dec(mallocs).str(" frees=").dec(frees);
+    line.str(" cache_hit_pct=").dec(percent(hits, mallocs + frees));
+    line.str(" peak_rss_kib=").dec(peak_rss_kib());
+    let mut ok = line.write_to(fd);
+
+    for (c, k) in CLASSES.iter().enumerate() {
+        let (m, f) = (load(&k.mallocs), load(&k.frees));
+        if m == 0 && f == 0 {
+            continue;
+        }
+        let mut line = Line::new();
+        line.str("hakmem: stats: class ").dec(c as u64);
+        line.str(" size=").dec(CLASS_SIZE[c] as u64);
+        line.str(" mallocs=").dec(m).str(" frees=").dec(f);
+        line.str(" live=").dec(m.saturating_sub(f)).str(" peak=").dec(load(&k.peak));
+        ok &= line.write_to(fd);
+    }
+    ok
+}
+
+fn percent(part: u64, whole: u64) -> u64 {
+    if whole == 0 {
+        0
+    } else {
+        part.saturating_mul(100) / whole
+    }
 }
 
 /// At start-up, when statistics are on: keep stderr for the exit report.
@@ -119,5 +183,44 @@ pub fn keep_stderr() {
 pub fn report_at_exit() {
     if config::stats() {
         print(REPORT_FD.load(Ordering::Relaxed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_counts_track_live_and_peak() {
+        // Class 40 is used by no other unit test.
+        for _ in 0..5 {
+            class_alloc(40, false);
+        }
+        let k = &CLASSES[40];
+        assert_eq!(k.mallocs.load(Ordering::Relaxed), 5);
+        assert_eq!(k.peak.load(Ordering::Relaxed), 5);
+        class_alloc(NUM_CLASSES, true); // out of range: ignored, no panic
+        assert_eq!(percent(1, 3), 33);
+        assert_eq!(percent(5, 0), 0);
+    }
+
+    #[test]
+    fn the_report_goes_to_the_descriptor_and_fails_on_a_closed_one() {
+        let mut fds = [0i32; 2];
+        // SAFETY: fds is a valid out-array of two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert!(print(fds[1]));
+        let mut buf = [0u8; 4096];
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        let text = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
+        assert!(text.starts_with("hakmem: stats: pid="), "{text}");
+        assert!(text.contains(" peak_rss_kib="), "{text}");
+        // SAFETY: closing descriptors we own.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        assert!(!print(fds[1]));
     }
 }

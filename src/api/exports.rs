@@ -5,6 +5,7 @@
 use core::ffi::c_void;
 
 use super as api;
+use super::introspect;
 
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
@@ -114,4 +115,31 @@ pub extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
     api::posix_memalign(out, align, size)
+}
+
+#[no_mangle]
+pub extern "C" fn malloc_trim(pad: usize) -> i32 {
+    introspect::malloc_trim(pad)
+}
+
+#[no_mangle]
+pub extern "C" fn malloc_stats() {
+    introspect::malloc_stats()
+}
+
+#[no_mangle]
+pub extern "C" fn mallinfo2() -> introspect::MallInfo2 {
+    introspect::mallinfo2()
+}
+
+#[no_mangle]
+pub extern "C" fn mallinfo() -> introspect::MallInfo {
+    introspect::mallinfo()
+}
+
+/// # Safety
+/// `fp` is a valid `FILE *` open for writing (the C contract).
+#[no_mangle]
+pub unsafe extern "C" fn malloc_info(options: i32, fp: *mut libc::FILE) -> i32 {
+    introspect::malloc_info(options, fp)
 }

@@ -39,3 +39,25 @@ pub extern "C" fn hak_usable_size(p: *const c_void) -> usize {
 pub extern "C" fn hak_version() -> *const c_char {
     crate::VERSION_C.as_ptr()
 }
+
+/// Writes the statistics report to `fd`: 0, or -1 with errno set (EBADF for
+/// a descriptor that is not open) when it could not be written.
+#[no_mangle]
+pub extern "C" fn hak_stats_print(fd: i32) -> i32 {
+    // SAFETY: F_GETFD only inspects the descriptor table.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        errno::set_errno(errno::Errno(libc::EBADF));
+        return -1;
+    }
+    if crate::stats::print(fd) {
+        0
+    } else {
+        -1
+    }
+}
+
+/// Gives free memory back to the kernel now: 1 if any was, else 0.
+#[no_mangle]
+pub extern "C" fn hak_trim() -> i32 {
+    crate::trim::trim() as i32
+}

@@ -5,6 +5,7 @@
 #[cfg(not(test))]
 mod exports;
 pub mod hak;
+pub mod introspect;
 
 use core::ffi::c_void;
 use errno::{errno, set_errno, Errno};

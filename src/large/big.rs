@@ -3,6 +3,7 @@
 //! BigCache before the kernel.
 
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::large::bigcache;
 use crate::os::{self, pagemap, PAGE};
@@ -17,6 +18,8 @@ pub struct BigHeader {
     pub offset: usize,
     /// Link in BigCache.
     pub next: *mut BigHeader,
+    /// When the mapping entered BigCache (`os::clock::now_ms`).
+    pub cached_at: u64,
 }
 
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
@@ -26,6 +29,15 @@ const REGION: usize = pagemap::REGION_SIZE;
 /// point back from.
 pub const MAX_ALIGN: usize = REGION << 6;
 const _: () = assert!(MAX_ALIGN / REGION <= pagemap::BIG_MAX_DISTANCE);
+
+/// Big mappings held (live or in BigCache), and their bytes (for mallinfo).
+static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
+static MAPPED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many big mappings hakmem holds, and their bytes.
+pub fn footprint() -> (usize, usize) {
+    (MAPPINGS.load(Ordering::Relaxed), MAPPED_BYTES.load(Ordering::Relaxed))
+}
 
 /// Rounds a mapping size to four steps per doubling (whole pages), so freed
 /// mappings fit later requests of nearby sizes.
@@ -48,10 +60,13 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     let mut fresh = false;
     let mut h = if align <= REGION { bigcache::take(map_size) } else { ptr::null_mut() };
     if h.is_null() {
+        stats::add(Counter::BigCacheMisses, 1);
         h = os::map_aligned(map_size, align.max(REGION)) as *mut BigHeader;
         if h.is_null() {
             return (ptr::null_mut(), false);
         }
+        MAPPINGS.fetch_add(1, Ordering::Relaxed);
+        MAPPED_BYTES.fetch_add(map_size, Ordering::Relaxed);
         fresh = true;
     } else {
         stats::add(Counter::BigCacheHits, 1);
@@ -92,15 +107,23 @@ pub fn usable(h: *mut BigHeader) -> usize {
 
 /// Frees the big block whose header is `h`.
 pub fn free(h: *mut BigHeader) {
-    // SAFETY: h is a live big header being given up by its only user.
-    let (map_size, offset) = unsafe { ((*h).map_size, (*h).offset) };
-    // SAFETY: as above; offset 0 marks it as no longer a live block.
-    unsafe { (*h).offset = 0 };
+    // SAFETY: h is a live big header being given up by its only user; offset
+    // 0 marks it as no longer a live block.
+    let offset = unsafe { core::mem::replace(&mut (*h).offset, 0) };
     if offset <= REGION && bigcache::put(h) {
         return;
     }
+    unmap(h);
+}
+
+/// Returns the mapping whose header is `h` (not a live block) to the kernel.
+pub fn unmap(h: *mut BigHeader) {
+    // SAFETY: h heads a mapping nobody uses any more.
+    let map_size = unsafe { (*h).map_size };
     pagemap::set(h as usize, map_size.div_ceil(REGION), pagemap::NONE);
     os::unmap(h as *mut u8, map_size);
+    MAPPINGS.fetch_sub(1, Ordering::Relaxed);
+    MAPPED_BYTES.fetch_sub(map_size, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -1,11 +1,16 @@
 //! BigCache: freed big mappings kept for reuse, keyed by their rounded size.
 //! Entries are linked through their own headers, so the cache has no table to
-//! outgrow; a byte budget bounds what it keeps resident.
+//! outgrow; a byte budget bounds what it keeps resident, and entries unused
+//! for the purge delay go back to the kernel (`purge`, run on allocator
+//! activity like the slab purge).
 
 use core::cell::UnsafeCell;
 use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::large::big::BigHeader;
+use crate::config;
+use crate::large::big::{self, BigHeader};
+use crate::os::clock::now_ms;
 use crate::os::PAGE;
 use crate::sync::SpinLock;
 
@@ -32,6 +37,54 @@ static CACHE: Cache = Cache {
     lock: SpinLock::new(),
     state: UnsafeCell::new(State { bins: [ptr::null_mut(); BINS], bytes: 0 }),
 };
+
+/// When the oldest entry's purge delay runs out; u64::MAX when empty.
+static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Bytes of mappings cached now.
+pub fn cached_bytes() -> usize {
+    let _g = CACHE.lock.lock();
+    // SAFETY: the cache lock is held.
+    unsafe { (*CACHE.state.get()).bytes }
+}
+
+/// When the next purge of cached mappings is due (u64::MAX: never).
+#[inline]
+pub fn purge_due() -> u64 {
+    PURGE_DUE.load(Ordering::Relaxed)
+}
+
+/// Unmaps every entry cached for the purge delay or longer (all of them when
+/// `force`); true if any was unmapped.
+pub fn purge(now: u64, force: bool) -> bool {
+    let delay = config::purge_delay_ms() as u64;
+    let mut released = false;
+    let mut due = u64::MAX;
+    let _g = CACHE.lock.lock();
+    // SAFETY: the cache lock is held.
+    let st = unsafe { &mut *CACHE.state.get() };
+    for bin in st.bins.iter_mut() {
+        let mut link: *mut *mut BigHeader = bin;
+        // SAFETY: listed headers are live cached mappings, ours under the lock.
+        unsafe {
+            while !(*link).is_null() {
+                let h = *link;
+                let ripe_at = (*h).cached_at.saturating_add(delay);
+                if force || now >= ripe_at {
+                    *link = (*h).next;
+                    st.bytes -= (*h).map_size;
+                    big::unmap(h);
+                    released = true;
+                } else {
+                    due = due.min(ripe_at);
+                    link = &mut (*h).next;
+                }
+            }
+        }
+    }
+    PURGE_DUE.store(due, Ordering::Relaxed);
+    released
+}
 
 /// Bin of a mapping size (already rounded by `big::round_size`): four per
 /// doubling from 4 KiB.
@@ -81,10 +134,15 @@ pub fn put(h: *mut BigHeader) -> bool {
         return false;
     }
     let bin = bin_of(map_size);
+    let now = now_ms();
     // SAFETY: as above.
-    unsafe { (*h).next = st.bins[bin] };
+    unsafe {
+        (*h).next = st.bins[bin];
+        (*h).cached_at = now;
+    }
     st.bins[bin] = h;
     st.bytes += map_size;
+    PURGE_DUE.fetch_min(now + config::purge_delay_ms() as u64, Ordering::Relaxed);
     true
 }
 

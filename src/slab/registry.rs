@@ -12,9 +12,10 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::config;
+use crate::large::bigcache;
 use crate::os::clock::now_ms;
 use crate::os::{self, pagemap};
 use crate::slab::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
@@ -27,6 +28,16 @@ use crate::sync::SpinLock;
 const EMPTY_RESERVE: usize = 1;
 /// When the next purge is due (`now_ms`), u64::MAX when nothing waits.
 static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// SuperSlabs mapped, and 64 KiB units holding slabs (for mallinfo); only
+/// changed under the lock, read by anyone.
+static SUPERSLABS: AtomicUsize = AtomicUsize::new(0);
+static UNITS_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes mapped for SuperSlabs, and bytes of their units that hold slabs.
+pub fn footprint() -> (usize, usize) {
+    let ss = SUPERSLABS.load(Ordering::Relaxed);
+    (ss * SS_SIZE, UNITS_USED.load(Ordering::Relaxed) << UNIT_SHIFT)
+}
 
 struct State {
     /// SuperSlabs with at least one free unit (doubly linked).
@@ -73,6 +84,7 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
                     st.empty -= 1;
                 }
                 let slab = s.claim(first, units, class, size);
+                UNITS_USED.fetch_add(units, Ordering::Relaxed);
                 if s.is_full() {
                     unlink(st, ss);
                 }
@@ -87,6 +99,7 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
         // SAFETY: freshly mapped and initialised, ours under the lock.
         let s = unsafe { &mut *ss };
         link(st, ss);
+        UNITS_USED.fetch_add(units, Ordering::Relaxed);
         s.claim(1, units, class, size)
     })
 }
@@ -101,6 +114,7 @@ pub fn free_slab(slab: *mut Slab) {
         // SAFETY: the caller gives up the slab; nobody else holds it.
         let units = unsafe { (*slab).units as usize };
         s.release(first, units);
+        UNITS_USED.fetch_sub(units, Ordering::Relaxed);
         let now = now_ms();
         if s.dirty_units == 0 {
             s.dirty_since = now;
@@ -128,14 +142,19 @@ pub fn free_slab(slab: *mut Slab) {
     })
 }
 
-/// Runs a purge if one is due. Threads call it from their slow paths.
+/// Runs the purges that are due, of slabs and of BigCache. Threads call it
+/// from their slow paths; while nothing is due it is two loads.
 #[inline]
 pub fn maybe_purge() {
     let due = PURGE_DUE.load(Ordering::Relaxed);
-    if due != u64::MAX {
+    let big_due = bigcache::purge_due();
+    if due.min(big_due) != u64::MAX {
         let now = now_ms();
         if now >= due {
             with_state(|st| purge(st, now, false));
+        }
+        if now >= big_due {
+            bigcache::purge(now, false);
         }
     }
 }
@@ -237,6 +256,7 @@ fn new_superslab() -> *mut SuperSlab {
     // SAFETY: a fresh mapping of SS_SIZE bytes, zeroed, ours alone.
     unsafe { (*p).init() };
     pagemap::set(p as usize, 1, pagemap::SUPERSLAB);
+    SUPERSLABS.fetch_add(1, Ordering::Relaxed);
     stats::add(Counter::SuperslabsMapped, 1);
     stats::live_superslabs(1);
     p
@@ -245,6 +265,7 @@ fn new_superslab() -> *mut SuperSlab {
 fn drop_superslab(ss: *mut SuperSlab) {
     pagemap::set(ss as usize, 1, pagemap::NONE);
     os::unmap(ss as *mut u8, SS_SIZE);
+    SUPERSLABS.fetch_sub(1, Ordering::Relaxed);
     stats::live_superslabs(-1);
 }
 

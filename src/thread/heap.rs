@@ -151,7 +151,8 @@ impl Heap {
     fn fill(&mut self, c: usize, out: *mut *mut u8, want: usize) -> usize {
         loop {
             let mut s = self.lists[c].partial;
-            if s.is_null() {
+            let warm = !s.is_null();
+            if !warm {
                 s = self.find_slab(c);
                 if s.is_null() {
                     return 0;
@@ -166,6 +167,9 @@ impl Heap {
             }
             let n = slab.take(out, want);
             if n > 0 {
+                if warm {
+                    stats::add(Counter::WarmSlabHits, 1);
+                }
                 return n;
             }
             self.move_to(s, ON_FULL);
@@ -224,6 +228,18 @@ impl Heap {
         // SAFETY: both ranges lie within the slot array; copy handles overlap.
         unsafe { ptr::copy(slots.add(n), slots, count - n) };
         self.bin(c).set_count(count - n);
+    }
+
+    /// Gives every cached block back to its slab (malloc_trim); true if the
+    /// cache held any.
+    pub fn flush_all(&mut self) -> bool {
+        let mut any = false;
+        for c in 0..NUM_CLASSES {
+            let count = self.bin(c).count();
+            any |= count > 0;
+            self.flush(c, count);
+        }
+        any
     }
 
     /// Gives one block back to its slab.

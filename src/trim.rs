@@ -1,0 +1,21 @@
+//! malloc_trim: everything free goes back to the kernel now, without waiting
+//! for the purge delay: the calling thread's cached blocks (other threads'
+//! caches are theirs alone), empty slabs and SuperSlabs, cached big mappings.
+
+use crate::large::bigcache;
+use crate::os::clock::now_ms;
+use crate::slab::registry;
+use crate::thread::tls;
+
+/// True if any memory was given back.
+pub fn trim() -> bool {
+    let heap = tls::heap();
+    let mut released = false;
+    if heap != tls::sentinel() {
+        // SAFETY: a live TLS heap belongs to this thread alone.
+        released |= unsafe { (*heap).flush_all() };
+    }
+    released |= registry::purge_all();
+    released |= bigcache::purge(now_ms(), true);
+    released
+}
