@@ -6,7 +6,10 @@ CFLAGS  ?= -O2 -g -Wall -Wextra -Werror -std=gnu11
 BUILD   := build
 LIB     := target/release/libhakmem.so
 
-.PHONY: all lib test test-rust test-c bench clean
+PREFIX  ?= /usr/local
+VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
+
+.PHONY: all lib test test-rust test-c bench clean install
 
 all: lib c-programs
 
@@ -28,6 +31,18 @@ test-rust:
 
 include tests/tests.mk
 include bench-c/bench.mk
+
+# make install PREFIX=/opt/hakmem: the library, the header, a pkg-config file
+# and the `hakmem` wrapper (`hakmem ./app` runs app with hakmem preloaded).
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhakmem.so
+	install -m 644 include/hakmem.h $(DESTDIR)$(PREFIX)/include/hakmem.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' scripts/hakmem.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/hakmem.pc
+	sed -e 's|@LIBDIR@|$(PREFIX)/lib|g' -e 's|@VERSION@|$(VERSION)|g' scripts/hakmem.in \
+		> $(DESTDIR)$(PREFIX)/bin/hakmem
+	chmod 755 $(DESTDIR)$(PREFIX)/bin/hakmem
 
 clean:
 	cargo clean

@@ -6,8 +6,8 @@ ALL_ALLOCATORS=(hakmem glibc mimalloc jemalloc tcmalloc)
 # The ones installed from Debian's packages.
 PEERS=(mimalloc jemalloc tcmalloc)
 
-# HAKMEM_LIB may point elsewhere (as for tests/programs.sh); default: the cargo build.
-HAKMEM_LIB="${HAKMEM_LIB:-$PWD/target/release/libhakmem.so}"
+# HAK_LIB may point elsewhere (as for tests/programs.sh); default: the cargo build.
+HAK_LIB="${HAK_LIB:-$PWD/target/release/libhakmem.so}"
 BUILD_DIR="$PWD/build"
 
 # Debian package that ships a peer.
@@ -41,7 +41,7 @@ peer_lib() {
 # What to put in LD_PRELOAD for an allocator ("" for glibc, which is the default).
 alloc_preload() {
     case "$1" in
-        hakmem) echo "$HAKMEM_LIB" ;;
+        hakmem) echo "$HAK_LIB" ;;
         glibc) echo "" ;;
         *) peer_lib "$1" ;;
     esac

@@ -18,7 +18,7 @@
 #   BENCH_ALLOCATORS="..." a subset, e.g. "glibc mimalloc" (default: all five)
 #   BENCH_OUT=DIR          output directory (default bench-results)
 #   BENCH_FILTER=REGEX     only benchmarks whose name matches (e.g. '^larson')
-#   HAKMEM_LIB=PATH        the hakmem library (default target/release/libhakmem.so)
+#   HAK_LIB=PATH           the hakmem library (default target/release/libhakmem.so)
 #
 # Any crash, non-zero exit, time-out or missing result line fails the whole
 # bench loudly, naming the allocator and benchmark; a peer that is not
@@ -58,7 +58,7 @@ done
 # `make bench` has built everything already; run by hand, build what we use.
 if [[ -z "${MAKELEVEL:-}" ]]; then
     make --no-print-directory build/larson build/random_mixed build/memory >&2
-    if [[ " ${REQUESTED[*]} " == *" hakmem "* && "$HAKMEM_LIB" == "$PWD/target/release/libhakmem.so" ]]; then
+    if [[ " ${REQUESTED[*]} " == *" hakmem "* && "$HAK_LIB" == "$PWD/target/release/libhakmem.so" ]]; then
         make --no-print-directory lib >&2 || die "hakmem: cargo build --release failed"
     fi
 fi
@@ -72,14 +72,14 @@ ALLOCS=() SKIPPED=()
 for a in "${REQUESTED[@]}"; do
     case "$a" in
         hakmem)
-            [[ -f "$HAKMEM_LIB" ]] || die "hakmem: $HAKMEM_LIB missing (did cargo build --release fail?)"
+            [[ -f "$HAK_LIB" ]] || die "hakmem: $HAK_LIB missing (did cargo build --release fail?)"
             # A preload that does not take effect would silently measure glibc:
             # demand hakmem's own stats line as proof that it served malloc.
-            if ! proof=$(HAKMEM_STATS=1 LD_PRELOAD="$HAKMEM_LIB" "$BUILD_DIR/memory" -n 1000 2>&1 >/dev/null); then
-                die "hakmem: $BUILD_DIR/memory -n 1000 failed under LD_PRELOAD=$HAKMEM_LIB: $proof"
+            if ! proof=$(HAKMEM_STATS=1 LD_PRELOAD="$HAK_LIB" "$BUILD_DIR/memory" -n 1000 2>&1 >/dev/null); then
+                die "hakmem: $BUILD_DIR/memory -n 1000 failed under LD_PRELOAD=$HAK_LIB: $proof"
             fi
             [[ "$proof" == *"hakmem: stats:"* ]] \
-                || die "hakmem: no 'hakmem: stats:' line with HAKMEM_STATS=1, is $HAKMEM_LIB really preloaded? stderr: $proof"
+                || die "hakmem: no 'hakmem: stats:' line with HAKMEM_STATS=1, is $HAK_LIB really preloaded? stderr: $proof"
             ;;
         glibc) ;;
         *)

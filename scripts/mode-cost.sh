@@ -18,7 +18,7 @@ MODES=("default" "HAKMEM_HARDEN=1" "HAKMEM_STATS=1")
 declare -A runs
 for ((r = 1; r <= RUNS; r++)); do
     for mode in "${MODES[@]}"; do
-        envs=(LD_PRELOAD="$HAKMEM_LIB")
+        envs=(LD_PRELOAD="$HAK_LIB")
         [[ "$mode" == default ]] || envs+=("$mode")
         out=$(env "${envs[@]}" build/random_mixed -n 10000000 -w 4096 -m 16 -M 1024 -S 42 2>/dev/null) \
             || { echo "mode-cost: random_mixed failed under $mode" >&2; exit 1; }

@@ -45,24 +45,63 @@ pub fn load() {
     STATS.store(flag(c"HAKMEM_STATS", "HAKMEM_STATS"), Ordering::Relaxed);
     VERBOSE.store(flag(c"HAKMEM_VERBOSE", "HAKMEM_VERBOSE"), Ordering::Relaxed);
     HARDEN.store(flag(c"HAKMEM_HARDEN", "HAKMEM_HARDEN"), Ordering::Relaxed);
-    let delay = number(c"HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_DELAY_MS", 60_000);
-    PURGE_DELAY_MS.store(delay.unwrap_or(PURGE_DELAY_MS_DEFAULT), Ordering::Relaxed);
+    let delay = number(c"HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_DELAY_MS", 60_000, PURGE_DELAY_MS_DEFAULT);
+    PURGE_DELAY_MS.store(delay, Ordering::Relaxed);
+    warn_unknown();
 }
 
-/// A decimal number up to `max`; None when unset or (after a warning) malformed.
-fn number(key: &core::ffi::CStr, name: &str, max: u32) -> Option<u32> {
-    let bytes = env(key)?;
-    let v = parse_number(bytes, max);
-    if v.is_none() {
+/// Every variable this module reads.
+const KNOWN: [&str; 4] = ["HAKMEM_STATS", "HAKMEM_VERBOSE", "HAKMEM_HARDEN", "HAKMEM_PURGE_DELAY_MS"];
+
+extern "C" {
+    static environ: *const *const core::ffi::c_char;
+}
+
+/// One warning per HAKMEM_* variable that is not one of ours (a typo would
+/// otherwise be silently ignored).
+fn warn_unknown() {
+    // SAFETY: environ is libc's NULL-terminated array of C strings; nobody
+    // calls setenv while hakmem sets itself up.
+    let mut entry = unsafe { environ };
+    while !entry.is_null() {
+        // SAFETY: as above; the array ends with a null pointer.
+        let var = unsafe { *entry };
+        if var.is_null() {
+            break;
+        }
+        // SAFETY: each entry is a NUL-terminated "NAME=value" string.
+        let bytes = unsafe { core::ffi::CStr::from_ptr(var) }.to_bytes();
+        let name = bytes.split(|&b| b == b'=').next().unwrap_or(bytes);
+        if is_unknown(name) {
+            let shown = core::str::from_utf8(name).unwrap_or("HAKMEM_?");
+            Line::new().str("hakmem: warning: unknown variable ").str(shown).str(" ignored").write_to(2);
+        }
+        // SAFETY: still inside the array (the terminator was not reached).
+        entry = unsafe { entry.add(1) };
+    }
+}
+
+fn is_unknown(name: &[u8]) -> bool {
+    name.starts_with(b"HAKMEM_") && !KNOWN.iter().any(|k| k.as_bytes() == name)
+}
+
+/// A decimal number up to `max`; `default` when unset or (after a warning
+/// naming the default) malformed.
+fn number(key: &core::ffi::CStr, name: &str, max: u32, default: u32) -> u32 {
+    let Some(bytes) = env(key) else {
+        return default;
+    };
+    parse_number(bytes, max).unwrap_or_else(|| {
         Line::new()
             .str("hakmem: warning: ")
             .str(name)
             .str(" must be a number from 0 to ")
             .dec(max as u64)
-            .str("; using the default")
+            .str("; using ")
+            .dec(default as u64)
             .write_to(2);
-    }
-    v
+        default
+    })
 }
 
 fn parse_number(bytes: &[u8], max: u32) -> Option<u32> {
@@ -107,7 +146,15 @@ fn parse_flag(bytes: &[u8]) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_flag, parse_number};
+    use super::{is_unknown, parse_flag, parse_number};
+
+    #[test]
+    fn only_our_names_are_known() {
+        assert!(!is_unknown(b"HAKMEM_STATS"));
+        assert!(!is_unknown(b"HAKMEM_PURGE_DELAY_MS"));
+        assert!(is_unknown(b"HAKMEM_STAT"));
+        assert!(!is_unknown(b"HOME"));
+    }
 
     #[test]
     fn numbers_parse_within_bounds_or_are_rejected() {

@@ -7,7 +7,8 @@
 //! - `slab`: size classes, slabs, SuperSlabs and the global registry;
 //! - `large`: big blocks in their own mappings, and BigCache;
 //! - `os`: mappings and the page map; plus `bootstrap`, `init`, `config`,
-//!   `stats`, `diag` and `sync`.
+//!   `stats`, `diag`, `sync`, `trim` (malloc_trim) and `global` (`HakMem`,
+//!   the Rust `GlobalAlloc`).
 //!
 //! Nothing reachable from malloc allocates through Rust or libc.
 
@@ -16,6 +17,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod config;
 pub mod diag;
+pub mod global;
 pub mod init;
 pub mod large {
     pub mod big;
@@ -38,6 +40,8 @@ pub mod thread {
     pub mod lifecycle;
     pub mod tls;
 }
+
+pub use global::HakMem;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const VERSION_C: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(

@@ -9,13 +9,13 @@
 #   * hakmem's exit-time stats ("hakmem: stats: ... slab_blocks=N ...") show
 #     N > 0 in at least one process: hakmem really served the allocations.
 #
-# Usage: tests/programs.sh            (library: $HAKMEM_LIB or
+# Usage: tests/programs.sh            (library: $HAK_LIB or
 #                                      target/release/libhakmem.so)
 # A missing program is installed with apt-get when running as root.
 set -u
 cd "$(dirname "$0")/.."
 
-LIB=${HAKMEM_LIB:-$PWD/target/release/libhakmem.so}
+LIB=${HAK_LIB:-$PWD/target/release/libhakmem.so}
 if [ ! -f "$LIB" ]; then
     echo "FAIL programs: $LIB not found (build it: cargo build --release)"
     echo "programs: 0 passed, 1 failed"
@@ -96,7 +96,7 @@ $(diff "$dir/base.err" "$dir/hak.err.rest" | head -n 10)"
         return
     fi
     local stats max=0 n
-    stats=$(grep -c '^hakmem: stats:' "$dir/hak.err")
+    stats=$(grep -c '^hakmem: stats: pid=' "$dir/hak.err")
     for n in $(grep '^hakmem: stats:' "$dir/hak.err" | grep -o 'slab_blocks=[0-9]*' | cut -d= -f2); do
         [ "$n" -gt "$max" ] && max=$n
     done

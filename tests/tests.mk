@@ -8,8 +8,7 @@
 # api_test and threads_test are each built twice from one source: linked with
 # -lhakmem (HAK_LINKED) and plain, the plain one run under LD_PRELOAD.
 
-HT_VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
-HT_CFLAGS  := $(CFLAGS) -pthread -Iinclude -DHAK_EXPECTED_VERSION='"$(HT_VERSION)"'
+HT_CFLAGS  := $(CFLAGS) -pthread -Iinclude -DHAK_EXPECTED_VERSION='"$(VERSION)"'
 # -lhakmem precedes the implicit -lc so the standard names bind to hakmem.
 HT_LINKHAK := -Ltarget/release -lhakmem -Wl,-rpath,$(abspath target/release)
 HT_PRELOAD := HAKTEST_EXPECT_HAKMEM=1 LD_PRELOAD=$(abspath $(LIB))
@@ -41,7 +40,8 @@ test-c:: $(HT_BINS) $(LIB)
 	$(BUILD)/threads_test
 	$(HT_PRELOAD) $(BUILD)/threads_test_plain
 	$(BUILD)/harden_test
-	HAKMEM_LIB=$(abspath $(LIB)) tests/programs.sh
+	HAK_LIB=$(abspath $(LIB)) tests/programs.sh
+	tests/usage.sh
 
 test-c-glibc: $(BUILD)/api_test_plain $(BUILD)/threads_test_plain
 	$(BUILD)/api_test_plain
