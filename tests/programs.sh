@@ -253,7 +253,30 @@ sort_workload() {
     run sort -u -t ' ' -k3,3 "$HAKTEST_SORT_INPUT"
 }
 
-export -f python_workload perl_workload git_workload gcc_workload sort_workload
+# ---------------------------------------------------------------- sqlite3
+# A generated workload: 300k rows inserted in transactions, two indexes, a
+# join with aggregation, updates and deletes, then a checksum of the rest.
+sqlite_workload() {
+    {
+        echo "PRAGMA journal_mode=WAL; PRAGMA cache_size=-20000;"
+        echo "CREATE TABLE customer(id INTEGER PRIMARY KEY, name TEXT, region INTEGER);"
+        echo "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer INTEGER, amount INTEGER, note TEXT);"
+        echo "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)"
+        echo "  INSERT INTO customer SELECT i, 'customer-' || i || '-' || substr('abcdefghij', 1 + i % 10), i % 37 FROM n;"
+        echo "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)"
+        echo "  INSERT INTO orders SELECT i, 1 + (i * 7919) % 20000, (i * 104729) % 10007, hex(randomblob(0)) || 'note ' || (i % 101) FROM n;"
+        echo "CREATE INDEX orders_customer ON orders(customer);"
+        echo "CREATE INDEX orders_amount ON orders(amount, note);"
+        echo "SELECT c.region, count(*), sum(o.amount), max(length(c.name || o.note)) FROM orders o JOIN customer c ON c.id = o.customer GROUP BY c.region ORDER BY c.region;"
+        echo "UPDATE orders SET amount = amount + 1, note = note || '!' WHERE amount % 3 = 0;"
+        echo "DELETE FROM orders WHERE customer % 11 = 0;"
+        echo "SELECT count(*), sum(amount), sum(length(note)) FROM orders;"
+        echo "SELECT customer, group_concat(amount, ',') FROM (SELECT * FROM orders WHERE customer < 40 ORDER BY id) GROUP BY customer ORDER BY customer;"
+    } >work.sql
+    run sqlite3 db.sqlite <work.sql
+}
+
+export -f python_workload perl_workload git_workload gcc_workload sort_workload sqlite_workload
 
 # ------------------------------------------------------------------- main
 echo "programs: testing $LIB"
@@ -294,6 +317,12 @@ if need sort coreutils; then
     check_case sort sort_workload
 else
     fail sort "sort is not installed and could not be installed"
+fi
+
+if need sqlite3 sqlite3; then
+    check_case sqlite3 sqlite_workload
+else
+    fail sqlite3 "sqlite3 is not installed and could not be installed"
 fi
 
 echo "programs: $passed passed, $failed failed"

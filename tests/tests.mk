@@ -13,7 +13,9 @@ HT_CFLAGS  := $(CFLAGS) -pthread -Iinclude -DHAK_EXPECTED_VERSION='"$(VERSION)"'
 HT_LINKHAK := -Ltarget/release -lhakmem -Wl,-rpath,$(abspath target/release)
 HT_PRELOAD := HAKTEST_EXPECT_HAKMEM=1 LD_PRELOAD=$(abspath $(LIB))
 HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
-              $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test
+              $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test \
+              $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
+              $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so
 
 .PHONY: test-c-glibc
 
@@ -31,6 +33,25 @@ $(BUILD)/threads_test: tests/c/threads_test.c include/hakmem.h $(LIB) | $(BUILD)
 $(BUILD)/harden_test: tests/c/harden_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
+$(BUILD)/stress: tests/c/stress.c $(LIB) | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+$(BUILD)/stress_plain: tests/c/stress.c | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $<
+
+$(BUILD)/oom_test_plain: tests/c/oom_test.c | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $<
+
+# C++ (installed by tests/usage.sh's set-up when missing): lifecycle cases.
+CXX ?= c++
+$(BUILD)/lifecycle_plain: tests/cpp/lifecycle.cpp | $(BUILD)
+	@command -v $(CXX) >/dev/null || { apt-get install -y -q g++ >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1; apt-get install -y -q g++ >/dev/null 2>&1; }; }
+	$(CXX) -O2 -g -Wall -Wextra -Werror -std=c++17 -pthread -o $@ $< -ldl
+
+$(BUILD)/libtls_lib.so: tests/c/tls_lib.c | $(BUILD)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
 $(BUILD)/threads_test_plain: tests/c/threads_test.c | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< -ldl
 
@@ -40,6 +61,13 @@ test-c:: $(HT_BINS) $(LIB)
 	$(BUILD)/threads_test
 	$(HT_PRELOAD) $(BUILD)/threads_test_plain
 	$(BUILD)/harden_test
+	$(BUILD)/stress -t 4 -n 40000 -S 7
+	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/stress_plain -t 4 -n 40000 -S 8
+	$(HT_PRELOAD) $(BUILD)/oom_test_plain
+	$(HT_PRELOAD) $(BUILD)/lifecycle_plain $(abspath $(BUILD)/libtls_lib.so) > $(BUILD)/lifecycle.out
+	@cat $(BUILD)/lifecycle.out
+	@grep -q "atexit handler freed" $(BUILD)/lifecycle.out && grep -q "static destructor freed" $(BUILD)/lifecycle.out \
+		|| { echo "lifecycle: the frees after main did not run"; exit 1; }
 	HAK_LIB=$(abspath $(LIB)) tests/programs.sh
 	tests/usage.sh
 

@@ -6,6 +6,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::large::bigcache;
+use crate::os::clock::now_ms;
 use crate::os::{self, pagemap, PAGE};
 use crate::stats::{self, Counter};
 
@@ -62,6 +63,11 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     if h.is_null() {
         stats::add(Counter::BigCacheMisses, 1);
         h = os::map_aligned(map_size, align.max(REGION)) as *mut BigHeader;
+        if h.is_null() && bigcache::purge(now_ms(), true) {
+            // Out of address space (ulimit -v) or memory: cached mappings
+            // of other sizes go first.
+            h = os::map_aligned(map_size, align.max(REGION)) as *mut BigHeader;
+        }
         if h.is_null() {
             return (ptr::null_mut(), false);
         }

@@ -92,7 +92,11 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
             }
             ss = s.next;
         }
-        let ss = new_superslab();
+        let mut ss = new_superslab();
+        if ss.is_null() && bigcache::purge(now_ms(), true) {
+            // Out of address space or memory: cached big mappings go first.
+            ss = new_superslab();
+        }
         if ss.is_null() {
             return ptr::null_mut();
         }
