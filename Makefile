@@ -26,8 +26,11 @@ $(BUILD):
 
 test: lib c-programs test-rust test-c
 
+# Unit tests, the model-based test (tests/model.rs) and the loom check of
+# the remote-free list (its own target dir: the crate built with --cfg loom).
 test-rust:
 	cargo test --release
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom
 
 include tests/tests.mk
 include bench-c/bench.mk

@@ -4,7 +4,10 @@
 //! back with one CAS onto the remote list, which the owner takes whole.
 
 use core::ptr;
+#[cfg(not(loom))]
 use core::sync::atomic::{AtomicPtr, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::diag;
 use crate::init;
@@ -278,5 +281,67 @@ mod tests {
             b = unsafe { s.next_of(b) };
         }
         assert_eq!(seen.len(), n);
+    }
+}
+
+/// The remote list under loom: two threads push (one block, and a chain of
+/// two) while the owner collects; under every interleaving the owner ends
+/// with exactly the three blocks, each once, and the right `used` count.
+#[cfg(loom)]
+mod loom_tests {
+    use super::*;
+
+    #[test]
+    fn loom_remote_pushes_and_collects_lose_nothing() {
+        loom::model(|| {
+            let mem: &'static mut [u64] = Box::leak(vec![0u64; 8].into_boxed_slice());
+            let start = mem.as_mut_ptr() as *mut u8;
+            let slab = Box::leak(Box::new(Slab {
+                free: ptr::null_mut(),
+                remote: AtomicPtr::new(ptr::null_mut()),
+                owner: AtomicPtr::new(ptr::null_mut()),
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+                start,
+                bump: 0,
+                end: 64,
+                used: 0,
+                size: 16,
+                class: 1,
+                units: 1,
+                list: ON_NONE,
+            })) as *mut Slab as usize;
+            let mut out = [ptr::null_mut::<u8>(); 4];
+            // SAFETY: this thread is the slab's owner; pushers only use the
+            // remote list, which is atomic.
+            unsafe { assert_eq!((*(slab as *mut Slab)).take(out.as_mut_ptr(), 4), 4) };
+            let [b0, b1, b2, _] = out.map(|p| p as usize);
+            let one = loom::thread::spawn(move || {
+                // SAFETY: b0 is a block of the slab given back by this thread.
+                unsafe { (*(slab as *const Slab)).push_remote(b0 as *mut Block, b0 as *mut Block) };
+            });
+            let two = loom::thread::spawn(move || {
+                // SAFETY: b1 and b2 are blocks this thread owns until the push.
+                unsafe {
+                    Block::set_next(b1 as *mut Block, b2 as *mut Block);
+                    (*(slab as *const Slab)).push_remote(b1 as *mut Block, b2 as *mut Block);
+                }
+            });
+            // SAFETY: owner-only calls, as above.
+            unsafe { (*(slab as *mut Slab)).collect_remote() };
+            one.join().unwrap();
+            two.join().unwrap();
+            // SAFETY: as above.
+            let s = unsafe { &mut *(slab as *mut Slab) };
+            s.collect_remote();
+            assert_eq!(s.used, 1);
+            let mut got = [ptr::null_mut::<u8>(); 4];
+            assert_eq!(s.take(got.as_mut_ptr(), 3), 3);
+            let mut got: Vec<usize> = got[..3].iter().map(|&p| p as usize).collect();
+            got.sort();
+            let mut want = vec![b0, b1, b2];
+            want.sort();
+            assert_eq!(got, want);
+        });
     }
 }

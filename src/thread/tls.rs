@@ -20,6 +20,7 @@ pub struct Tls {
     pub state: usize,
 }
 
+#[cfg_attr(loom, allow(improper_ctypes))] // loom atomics inside Heap are not FFI types
 extern "C" {
     // Thread-local in reality: only ever named through `sym` in the asm below.
     static mut hak_tls: Tls;
