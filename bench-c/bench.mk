@@ -6,7 +6,7 @@
 #
 # Results land in bench-results/ (results.csv, results.md, chart.svg).
 
-BENCH_BINS := $(BUILD)/larson $(BUILD)/random_mixed $(BUILD)/memory
+BENCH_BINS := $(BUILD)/larson $(BUILD)/random_mixed $(BUILD)/memory $(BUILD)/churn $(BUILD)/bigblocks
 
 c-programs:: $(BENCH_BINS)
 

@@ -17,15 +17,21 @@ import sys
 
 # Metrics in the order the tables show them, with their heading.
 THROUGHPUT = ("ops_per_sec",)
-MEMORY = ("rss_kib", "overhead_kib", "after_free_rss_kib", "peak_rss_kib")
+MEMORY = ("rss_kib", "overhead_kib", "after_free_rss_kib", "after_wait_growth_kib",
+          "final_rss_kib", "peak_rss_kib")
+TIME = ("seconds",)
 HEADINGS = {
     "ops_per_sec": "Throughput, operations per second (higher is better)",
     "memory": "Memory, KiB (lower is better)",
+    "seconds": "Time, seconds (lower is better)",
 }
 METRIC_NOTES = {
     "rss_kib": "peak RSS (VmHWM) with all blocks live",
     "overhead_kib": "RSS with all blocks live - RSS before - bytes asked for",
     "after_free_rss_kib": "RSS after freeing everything and allocating a little",
+    "after_wait_growth_kib": "RSS after allocating a little for a second or two, minus RSS at start",
+    "final_rss_kib": "RSS at the end of the thread churn",
+    "seconds": "time of the run (lower is better)",
     "peak_rss_kib": "peak RSS of the whole run (/usr/bin/time %M)",
 }
 
@@ -53,6 +59,8 @@ def fmt(metric, v):
         return "-"
     if metric == "ops_per_sec":
         return f"{v / 1e6:.2f}M"
+    if metric == "seconds":
+        return f"{v:.2f}"
     return f"{v:,.0f}"
 
 
@@ -101,6 +109,7 @@ def main():
         ("ops_per_sec", [k for k in medians if k[2] in THROUGHPUT], False),
         ("memory", sorted((k for k in medians if k[2] in MEMORY),
                           key=lambda k: (MEMORY.index(k[2]), list(medians).index(k))), True),
+        ("seconds", [k for k in medians if k[2] in TIME], True),
     ]
     m = machine()
     versions = [v.strip() for v in args.versions.split(";") if v.strip()]

@@ -39,12 +39,18 @@ if [[ "$QUICK" == 1 ]]; then
     LARSON_SECS=1        # per Larson run
     MIXED_STEPS=10000000 # random_mixed 16..1024, per run
     FIXED_STEPS=4000000  # random_mixed at each fixed size, per run
+    WAIT_SECS=1          # memory: "allocate a little" phase after the frees
+    CHURN_THREADS=5000
+    BIG_STEPS=1000
     RUN_TIMEOUT=60
 else
     RUNS=${BENCH_RUNS:-5}
     LARSON_SECS=3
     MIXED_STEPS=20000000
     FIXED_STEPS=8000000
+    WAIT_SECS=1.5
+    CHURN_THREADS=20000
+    BIG_STEPS=4000
     RUN_TIMEOUT=180
 fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
@@ -57,12 +63,12 @@ done
 # ------------------------------------------------------------------ builds
 # `make bench` has built everything already; run by hand, build what we use.
 if [[ -z "${MAKELEVEL:-}" ]]; then
-    make --no-print-directory build/larson build/random_mixed build/memory >&2
+    make --no-print-directory build/larson build/random_mixed build/memory build/churn build/bigblocks >&2
     if [[ " ${REQUESTED[*]} " == *" hakmem "* && "$HAK_LIB" == "$PWD/target/release/libhakmem.so" ]]; then
         make --no-print-directory lib >&2 || die "hakmem: cargo build --release failed"
     fi
 fi
-for h in larson random_mixed memory; do
+for h in larson random_mixed memory churn bigblocks; do
     [[ -x "$BUILD_DIR/$h" ]] || die "harness $BUILD_DIR/$h missing (make c-programs)"
 done
 
@@ -123,7 +129,10 @@ add_job random_mixed_16_1024 1 "random_mixed -t 1 -n $MIXED_STEPS -w 4096 -m 16 
 for size in 16 32 64 128 256 512 1024 2048 4096 8192; do
     add_job "random_mixed_fixed_$size" 1 "random_mixed -t 1 -n $FIXED_STEPS -w 4096 -m $size -M $size -S 42"
 done
-add_job memory_16x1M 1 "memory -n 1048576 -s 16"
+add_job memory_16x1M 1 "memory -n 1048576 -s 16 -w $WAIT_SECS"
+add_job memory_100Kx200 1 "memory -n 200 -s 102400 -w $WAIT_SECS"
+add_job memory_churn 64 "churn -t $CHURN_THREADS -b 64 -k 16"
+add_job memory_bigblocks 1 "bigblocks -n $BIG_STEPS -w 16 -m 65536 -M 16777216 -S 42"
 ((${#JOB_NAME[@]} > 0)) || die "BENCH_FILTER='${BENCH_FILTER:-}' matches no benchmark"
 
 # ------------------------------------------------------------------- runs
@@ -187,10 +196,17 @@ run_one() {
 
     local -a metrics=()
     case "$name" in
+        memory_churn)
+            metrics=("rss_kib=$(field peak_kib "$out")" "final_rss_kib=$(field final_kib "$out")") ;;
+        memory_bigblocks)
+            metrics=("rss_kib=$(field peak_kib "$out")" "seconds=$(field seconds "$out")") ;;
         memory_*)
+            local start wait
+            start=$(field start_kib "$out") wait=$(field after_wait_kib "$out")
             metrics=("rss_kib=$(field peak_kib "$out")"
                      "overhead_kib=$(field overhead_kib "$out")"
-                     "after_free_rss_kib=$(field after_free_kib "$out")") ;;
+                     "after_free_rss_kib=$(field after_free_kib "$out")"
+                     "after_wait_growth_kib=$([[ -n "$start" && -n "$wait" ]] && echo $((wait - start)))") ;;
         *) metrics=("ops_per_sec=$(field ops_per_sec "$out")") ;;
     esac
     if [[ -n "$TIME_BIN" ]]; then
@@ -198,7 +214,7 @@ run_one() {
     fi
     local m
     for m in "${metrics[@]}"; do
-        if ! is_number "${m#*=}" && ! [[ "${m%%=*}" == overhead_kib && "${m#*=}" =~ ^-[0-9]+$ ]]; then
+        if ! is_number "${m#*=}" && ! [[ "${m%%=*}" == *_kib && "${m#*=}" =~ ^-[0-9]+$ ]]; then
             echo "FAILED" >&2
             die "$alloc on $name (run $run/$RUNS): no valid ${m%%=*} in its output
   reproduce: $repro
@@ -211,6 +227,7 @@ run_one() {
         echo "$name,$alloc,$threads,$run,${m%%=*},${m#*=}" >>"$RAW"
     done
     case "$name" in
+        memory_bigblocks) echo "$(field seconds "$out") s, $(field peak_kib "$out") KiB peak" >&2 ;;
         memory_*) echo "$(field peak_kib "$out") KiB peak" >&2 ;;
         *) awk -v v="$(field ops_per_sec "$out")" 'BEGIN { printf "%.2fM ops/s\n", v / 1e6 }' >&2 ;;
     esac

@@ -35,6 +35,8 @@ AXIS_CAP = 3.0         # longest axis; longer bars are cut and marked
 MEMORY_ROWS = [  # (benchmark prefix, metric, label suffix)
     ("memory_", "rss_kib", "peak RSS"),
     ("memory_", "after_free_rss_kib", "RSS after free"),
+    ("memory_", "final_rss_kib", "RSS at the end"),
+    ("memory_bigblocks", "seconds", "time"),
     ("larson_", "peak_rss_kib", "peak RSS"),
     ("random_mixed_16_1024", "peak_rss_kib", "peak RSS"),
 ]
@@ -43,6 +45,8 @@ MEMORY_ROWS = [  # (benchmark prefix, metric, label suffix)
 def human(metric, v):
     if metric == "ops_per_sec":
         return f"{v / 1e6:.1f}M ops/s"
+    if metric == "seconds":
+        return f"{v:.2f} s"
     if v >= 10240:
         return f"{v / 1024:.1f} MiB"
     return f"{v:.0f} KiB"

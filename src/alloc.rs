@@ -251,6 +251,14 @@ pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
     if size <= old && size > old / 2 {
         return p;
     }
+    // A big block staying big changes its mapping instead of being copied.
+    let a = p as usize;
+    let kind = pagemap::kind(a);
+    if size > MAX_SMALL && kind >= pagemap::BIG_HEAD {
+        if let Some(q) = big::header_of(a, kind).and_then(|h| big::resize(h, size)) {
+            return q;
+        }
+    }
     let q = malloc(size);
     if q.is_null() {
         return q;

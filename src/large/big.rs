@@ -59,7 +59,17 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     let offset = align.max(HEADER);
     let map_size = round_size(size + offset);
     let mut fresh = false;
+    let mut map_size = map_size;
     let mut h = if align <= REGION { bigcache::take(map_size) } else { ptr::null_mut() };
+    if !h.is_null() {
+        // SAFETY: a cached mapping's header is ours; it may be bigger.
+        let cached = unsafe { (*h).map_size };
+        if cached - map_size > map_size / 4 {
+            trim(h as usize, cached, map_size);
+        } else {
+            map_size = cached;
+        }
+    }
     if h.is_null() {
         stats::add(Counter::BigCacheMisses, 1);
         h = os::map_aligned(map_size, align.max(REGION)) as *mut BigHeader;
@@ -120,6 +130,70 @@ pub fn free(h: *mut BigHeader) {
         return;
     }
     unmap(h);
+}
+
+/// Resizes the live big block whose header is `h` to `size` bytes without
+/// copying it: the tail is unmapped when it shrinks; when it grows the
+/// mapping is extended in place, or its pages are moved (mremap) into a new
+/// 2 MiB-aligned range. The block's new address, or None (the caller
+/// copies) when neither works.
+pub fn resize(h: *mut BigHeader, size: usize) -> Option<*mut u8> {
+    if size > isize::MAX as usize / 2 {
+        return None;
+    }
+    // SAFETY: h is a live big header owned by the caller's block.
+    let (old_map, offset) = unsafe { ((*h).map_size, (*h).offset) };
+    let base = h as usize;
+    let new_map = round_size(size + offset);
+    if new_map == old_map {
+        return Some((base + offset) as *mut u8);
+    }
+    if new_map < old_map {
+        trim(base, old_map, new_map);
+        // SAFETY: as above.
+        unsafe { (*h).map_size = new_map };
+        return Some((base + offset) as *mut u8);
+    }
+    if os::grow_in_place(base as *mut u8, old_map, new_map) {
+        pagemap::set(base, new_map.div_ceil(REGION), pagemap::BIG_TAIL);
+        pagemap::set(base + offset, 1, pagemap::BIG_HEAD + (offset / REGION) as u8);
+        MAPPED_BYTES.fetch_add(new_map - old_map, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { (*h).map_size = new_map };
+        return Some((base + offset) as *mut u8);
+    }
+    if offset > REGION {
+        return None;
+    }
+    let target = os::map_aligned(new_map, REGION);
+    if target.is_null() {
+        return None;
+    }
+    // The old range leaves the page map before it is unmapped, so that no
+    // entry of ours can land on a mapping someone else gets there.
+    pagemap::set(base, old_map.div_ceil(REGION), pagemap::NONE);
+    if !os::move_pages(base as *mut u8, old_map, new_map, target) {
+        pagemap::set(base, old_map.div_ceil(REGION), pagemap::BIG_TAIL);
+        pagemap::set(base + offset, 1, pagemap::BIG_HEAD + (offset / REGION) as u8);
+        os::unmap(target, new_map);
+        return None;
+    }
+    let nh = target as *mut BigHeader;
+    // SAFETY: the header moved with its pages; the new range is ours.
+    unsafe { (*nh).map_size = new_map };
+    pagemap::set(target as usize, new_map.div_ceil(REGION), pagemap::BIG_TAIL);
+    pagemap::set(target as usize + offset, 1, pagemap::BIG_HEAD + (offset / REGION) as u8);
+    MAPPED_BYTES.fetch_add(new_map - old_map, Ordering::Relaxed);
+    Some((target as usize + offset) as *mut u8)
+}
+
+/// Cuts the mapping at `base` from `old` to `new` bytes (page multiples).
+fn trim(base: usize, old: usize, new: usize) {
+    // Regions entirely past the new end stop being ours before they go.
+    let keep = new.div_ceil(REGION);
+    pagemap::set(base + keep * REGION, old.div_ceil(REGION) - keep, pagemap::NONE);
+    os::unmap((base + new) as *mut u8, old - new);
+    MAPPED_BYTES.fetch_sub(old - new, Ordering::Relaxed);
 }
 
 /// Returns the mapping whose header is `h` (not a live block) to the kernel.

@@ -94,26 +94,31 @@ fn bin_of(map_size: usize) -> usize {
     ((w - 12) * 4 + ((s >> (w - 2)) & 3)).min(BINS - 1)
 }
 
-/// A cached mapping of exactly `map_size` bytes, if one is kept.
+/// The smallest cached mapping of at least `map_size` bytes, if any (the
+/// caller trims what it does not need: its pages are already faulted in,
+/// which is what makes reuse cheaper than a fresh mapping).
 pub fn take(map_size: usize) -> *mut BigHeader {
-    if map_size > MAX_ENTRY {
-        return ptr::null_mut();
-    }
-    let bin = bin_of(map_size);
     let _g = CACHE.lock.lock();
     // SAFETY: the cache lock is held.
     let st = unsafe { &mut *CACHE.state.get() };
-    let mut link: *mut *mut BigHeader = &mut st.bins[bin];
-    // SAFETY: listed headers are live cached mappings.
-    unsafe {
-        while !(*link).is_null() {
-            let h = *link;
-            if (*h).map_size == map_size {
-                *link = (*h).next;
-                st.bytes -= map_size;
+    for bin in bin_of(map_size)..BINS {
+        let mut best: *mut *mut BigHeader = ptr::null_mut();
+        let mut link: *mut *mut BigHeader = &mut st.bins[bin];
+        // SAFETY: listed headers are live cached mappings.
+        unsafe {
+            while !(*link).is_null() {
+                let size = (**link).map_size;
+                if size >= map_size && (best.is_null() || size < (**best).map_size) {
+                    best = link;
+                }
+                link = &mut (**link).next;
+            }
+            if !best.is_null() {
+                let h = *best;
+                *best = (*h).next;
+                st.bytes -= (*h).map_size;
                 return h;
             }
-            link = &mut (*h).next;
         }
     }
     ptr::null_mut()

@@ -73,3 +73,30 @@ pub fn decommit(p: *mut u8, size: usize) {
         libc::madvise(p as *mut libc::c_void, size, libc::MADV_DONTNEED);
     }
 }
+
+/// Extends the mapping at `p` from `old` to `new` bytes where it is, if the
+/// address space after it is free.
+pub fn grow_in_place(p: *mut u8, old: usize, new: usize) -> bool {
+    // SAFETY: p..p+old is a live hakmem mapping; without MREMAP_MAYMOVE the
+    // kernel either extends it in place or changes nothing.
+    let r = unsafe { libc::mremap(p as *mut libc::c_void, old, new, 0) };
+    r != libc::MAP_FAILED
+}
+
+/// Moves the pages of the mapping at `p` (`old` bytes) to `target`, which
+/// becomes a mapping of `new` bytes (it replaces what was mapped there);
+/// `p..p+old` is unmapped. No byte is copied.
+pub fn move_pages(p: *mut u8, old: usize, new: usize, target: *mut u8) -> bool {
+    // SAFETY: both ranges are hakmem's own mappings: the source is a block
+    // being resized by its owner, the target a fresh reservation.
+    let r = unsafe {
+        libc::mremap(
+            p as *mut libc::c_void,
+            old,
+            new,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target as *mut libc::c_void,
+        )
+    };
+    r == target as *mut libc::c_void
+}

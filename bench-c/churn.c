@@ -1,0 +1,101 @@
+/* churn — thread churn: T short-lived threads (in batches of B running at
+ * once), each allocating K blocks of 16..2048 bytes and exiting; the blocks
+ * are freed by the main thread after their thread has gone. Reports RSS
+ * (VmRSS, VmHWM from /proc/self/status) at the end and at its peak.
+ *
+ * Output, one line: churn threads=T blocks=K final_kib=F peak_kib=P seconds=S */
+#define _GNU_SOURCE
+#include "bench_common.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+
+#define MAX_BATCH 256
+
+static uint64_t g_blocks;
+
+struct job {
+    uint64_t seed;
+    void **out;
+};
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+    uint64_t rng = rng_seed(j->seed, 1);
+    for (uint64_t i = 0; i < g_blocks; i++) {
+        size_t n = rng_size(&rng, 16, 2048);
+        j->out[i] = malloc(n);
+        if (j->out[i] == NULL)
+            die_oom("malloc", n);
+        touch_block(j->out[i], n, (unsigned char)i);
+    }
+    return NULL;
+}
+
+static long status_kib(const char *key)
+{
+    char buf[8192];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0) {
+        fprintf(stderr, "churn: cannot read /proc/self/status\n");
+        exit(1);
+    }
+    buf[n] = '\0';
+    char *p = strstr(buf, key);
+    return p ? strtol(p + strlen(key) + 1, NULL, 10) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    bench_name = "churn";
+    bench_usage = "[-t threads] [-b batch] [-k blocks_per_thread]";
+    uint64_t threads = 20000, batch = 64, blocks = 16;
+    opterr = 0;
+    int c;
+    while ((c = getopt(argc, argv, ":t:b:k:")) != -1) {
+        switch (c) {
+        case 't': threads = parse_u64('t', optarg, 1, 10000000); break;
+        case 'b': batch = parse_u64('b', optarg, 1, MAX_BATCH); break;
+        case 'k': blocks = parse_u64('k', optarg, 1, 100000); break;
+        case ':': usage_error("-%c needs a value", optopt);
+        default: usage_error("unknown option '-%c'", optopt);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+    g_blocks = blocks;
+
+    static struct job jobs[MAX_BATCH];
+    static pthread_t tids[MAX_BATCH];
+    for (uint64_t b = 0; b < batch; b++) {
+        jobs[b].out = calloc(blocks, sizeof(void *));
+        if (jobs[b].out == NULL)
+            die_oom("calloc", blocks * sizeof(void *));
+    }
+    double t0 = now_sec();
+    for (uint64_t done = 0; done < threads; done += batch) {
+        uint64_t n = threads - done < batch ? threads - done : batch;
+        for (uint64_t b = 0; b < n; b++) {
+            jobs[b].seed = done + b;
+            if (pthread_create(&tids[b], NULL, worker, &jobs[b]) != 0) {
+                fprintf(stderr, "churn: pthread_create failed\n");
+                return 1;
+            }
+        }
+        for (uint64_t b = 0; b < n; b++)
+            pthread_join(tids[b], NULL);
+        /* The threads are gone; their blocks are freed here. */
+        for (uint64_t b = 0; b < n; b++)
+            for (uint64_t i = 0; i < blocks; i++)
+                free(jobs[b].out[i]);
+    }
+    double secs = now_sec() - t0;
+    printf("churn threads=%llu blocks=%llu final_kib=%ld peak_kib=%ld seconds=%.2f\n",
+           (unsigned long long)threads, (unsigned long long)blocks, status_kib("VmRSS"),
+           status_kib("VmHWM"), secs);
+    return 0;
+}
