@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../bench-c/bench_common.h"
+
 #define LOCAL_SLOTS 256
 #define EXCHANGE_SLOTS 1024
 
@@ -36,16 +38,6 @@ static atomic_ullong total_ops, failures;
 static atomic_int stop;
 static uint64_t ops_per_thread;
 static uint64_t seed;
-
-static uint64_t next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545f4914f6cdd1dULL;
-}
 
 static unsigned char pattern(uint64_t tag, size_t i)
 {
@@ -90,14 +82,14 @@ static void fail(const char *what, const struct block *b)
 /* Sizes across the tiers: mostly small, some mid, a few big. */
 static size_t pick_size(uint64_t *r)
 {
-    uint64_t x = next(r) % 1000;
+    uint64_t x = rng_next(r) % 1000;
     if (x < 700)
-        return 1 + next(r) % 1024;
+        return 1 + rng_next(r) % 1024;
     if (x < 930)
-        return 1025 + next(r) % (32 * 1024);
+        return 1025 + rng_next(r) % (32 * 1024);
     if (x < 995)
-        return 32 * 1024 + next(r) % (1 << 20);
-    return (1 << 20) + next(r) % (8 << 20);
+        return 32 * 1024 + rng_next(r) % (1 << 20);
+    return (1 << 20) + rng_next(r) % (8 << 20);
 }
 
 static void release(struct block *b)
@@ -114,7 +106,7 @@ static void allocate(struct block *b, uint64_t *r)
 {
     size_t size = pick_size(r);
     unsigned char *p = NULL;
-    switch (next(r) % 5) {
+    switch (rng_next(r) % 5) {
     case 0:
         p = calloc(1, size);
         if (p != NULL)
@@ -126,7 +118,7 @@ static void allocate(struct block *b, uint64_t *r)
                 }
         break;
     case 1: {
-        size_t align = (size_t)8 << (next(r) % 10); /* 8 .. 4096 */
+        size_t align = (size_t)8 << (rng_next(r) % 10); /* 8 .. 4096 */
         if (posix_memalign((void **)&p, align, size) != 0)
             p = NULL;
         else if ((uintptr_t)p % align != 0) {
@@ -136,7 +128,7 @@ static void allocate(struct block *b, uint64_t *r)
         break;
     }
     case 2: {
-        size_t align = (size_t)16 << (next(r) % 8);
+        size_t align = (size_t)16 << (rng_next(r) % 8);
         p = aligned_alloc(align, size);
         if (p != NULL && (uintptr_t)p % align != 0) {
             struct block z = { p, size, 0 };
@@ -158,7 +150,7 @@ static void allocate(struct block *b, uint64_t *r)
     }
     b->p = p;
     b->size = size;
-    b->tag = next(r);
+    b->tag = rng_next(r);
     fill(b);
 }
 
@@ -180,7 +172,7 @@ static void resize(struct block *b, uint64_t *r)
         fail("realloc lost contents", &moved);
     b->p = q;
     b->size = size;
-    b->tag = next(r);
+    b->tag = rng_next(r);
     fill(b);
 }
 
@@ -191,8 +183,8 @@ static void *worker(void *arg)
     memset(local, 0, sizeof local);
     uint64_t ops = 0;
     while (ops_per_thread ? ops < ops_per_thread : !atomic_load_explicit(&stop, memory_order_relaxed)) {
-        struct block *b = &local[next(&r) % LOCAL_SLOTS];
-        uint64_t what = next(&r) % 10;
+        struct block *b = &local[rng_next(&r) % LOCAL_SLOTS];
+        uint64_t what = rng_next(&r) % 10;
         if (b->p == NULL) {
             allocate(b, &r);
         } else if (what < 4) {
@@ -202,7 +194,7 @@ static void *worker(void *arg)
         } else {
             /* Swap with a shared slot: the other block is then freed or
              * resized by this thread, mine by whoever takes it next. */
-            size_t e = next(&r) % EXCHANGE_SLOTS;
+            size_t e = rng_next(&r) % EXCHANGE_SLOTS;
             pthread_mutex_lock(&exchange_lock[e]);
             struct block t = exchange[e];
             exchange[e] = *b;
@@ -236,6 +228,8 @@ static uint64_t number(const char *s, const char *what)
 int main(int argc, char **argv)
 {
     uint64_t threads = 4, seconds = 0;
+    bench_name = "stress";
+    (void)bench_usage;
     seed = 1;
     int c;
     opterr = 0;
