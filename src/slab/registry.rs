@@ -110,40 +110,73 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
 
 /// Returns an empty slab's units to its SuperSlab.
 pub fn free_slab(slab: *mut Slab) {
-    let ss = superslab::of(slab as usize);
     with_state(|st| {
-        // SAFETY: the slab's SuperSlab is mapped while any of its slabs lives.
-        let s = unsafe { &mut *ss };
-        let first = s.unit_of(slab);
-        // SAFETY: the caller gives up the slab; nobody else holds it.
-        let units = unsafe { (*slab).units as usize };
-        s.release(first, units);
-        UNITS_USED.fetch_sub(units, Ordering::Relaxed);
         let now = now_ms();
-        if s.dirty_units == 0 {
-            s.dirty_since = now;
-        }
-        s.dirty_units |= (((1u64 << units) - 1) << first) as u32;
-        if !s.listed {
-            link(st, ss);
-        }
-        if s.is_empty() {
-            if st.empty < EMPTY_RESERVE {
-                st.empty += 1;
-                s.empty_since = now;
-            } else {
-                unlink(st, ss);
-                drop_superslab(ss);
-                return;
-            }
-        }
-        let delay = config::purge_delay_ms() as u64;
-        if delay == 0 {
+        release_slab(st, slab, now);
+        if config::purge_delay_ms() == 0 {
             purge(st, now, false);
-        } else {
-            PURGE_DUE.fetch_min(now + delay, Ordering::Relaxed);
         }
     })
+}
+
+/// Gives an empty slab's units back to its SuperSlab, dirty until purged.
+fn release_slab(st: &mut State, slab: *mut Slab, now: u64) {
+    let ss = superslab::of(slab as usize);
+    // SAFETY: the slab's SuperSlab is mapped while any of its slabs lives.
+    let s = unsafe { &mut *ss };
+    let first = s.unit_of(slab);
+    // SAFETY: the caller gives up the slab; nobody else holds it.
+    let units = unsafe { (*slab).units as usize };
+    s.release(first, units);
+    UNITS_USED.fetch_sub(units, Ordering::Relaxed);
+    if s.dirty_units == 0 {
+        s.dirty_since = now;
+    }
+    s.dirty_units |= (((1u64 << units) - 1) << first) as u32;
+    if !s.listed {
+        link(st, ss);
+    }
+    if s.is_empty() {
+        if st.empty < EMPTY_RESERVE {
+            st.empty += 1;
+            s.empty_since = now;
+        } else {
+            unlink(st, ss);
+            drop_superslab(ss);
+            return;
+        }
+    }
+    PURGE_DUE.fetch_min(now + config::purge_delay_ms() as u64, Ordering::Relaxed);
+}
+
+/// Slabs of exited threads get their blocks back only through remote frees,
+/// and nobody collects those until a thread adopts the slab. Here the lock
+/// holder collects for them (adoption also takes the lock, so it acts as
+/// the owner) and releases the ones that came back empty: memory of threads
+/// that exited does not wait for a thread that needs their class. True if
+/// abandoned slabs remain.
+fn reclaim_abandoned(st: &mut State, now: u64) -> bool {
+    let mut remain = false;
+    for c in 0..NUM_CLASSES {
+        let mut link: *mut *mut Slab = &mut st.abandoned[c];
+        // SAFETY: listed abandoned slabs are live and unowned; the lock makes
+        // this thread the only one touching them.
+        unsafe {
+            while !(*link).is_null() {
+                let slab = *link;
+                (*slab).collect_remote();
+                if (*slab).used == 0 {
+                    *link = (*slab).next;
+                    (*slab).next = ptr::null_mut();
+                    release_slab(st, slab, now);
+                } else {
+                    remain = true;
+                    link = &mut (*slab).next;
+                }
+            }
+        }
+    }
+    remain
 }
 
 /// Runs the purges that are due, of slabs and of BigCache. Threads call it
@@ -174,7 +207,8 @@ pub fn purge_all() -> bool {
 fn purge(st: &mut State, now: u64, force: bool) -> bool {
     let delay = config::purge_delay_ms() as u64;
     let ripe = |since: u64| force || now >= since.saturating_add(delay);
-    let mut due = u64::MAX;
+    // Abandoned slabs are looked at again after a delay while any remain.
+    let mut due = if reclaim_abandoned(st, now) { now + delay.max(1) } else { u64::MAX };
     let mut released = false;
     let mut ss = st.with_room;
     while !ss.is_null() {
@@ -233,6 +267,7 @@ pub fn abandon(slab: *mut Slab) {
             (*slab).prev = ptr::null_mut();
             st.abandoned[class] = slab;
         }
+        PURGE_DUE.fetch_min(now_ms() + config::purge_delay_ms() as u64, Ordering::Relaxed);
     })
 }
 

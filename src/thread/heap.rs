@@ -21,10 +21,12 @@ pub struct Lists {
     pub partial: *mut Slab,
     pub full: *mut Slab,
     pub events: u32,
+    /// Refills among them: a class this thread only frees does not grow.
+    pub refills: u32,
 }
 
 impl Lists {
-    const EMPTY: Lists = Lists { partial: ptr::null_mut(), full: ptr::null_mut(), events: 0 };
+    const EMPTY: Lists = Lists { partial: ptr::null_mut(), full: ptr::null_mut(), events: 0, refills: 0 };
 }
 
 #[repr(C)]
@@ -123,7 +125,7 @@ impl Heap {
     /// Cache miss for class `c`: refills the bin and returns one block, or
     /// null when no memory can be had.
     pub fn refill(&mut self, c: usize) -> *mut u8 {
-        self.note_event(c);
+        self.note_event(c, true);
         let want = (self.bin(c).cap() / 2).max(1);
         let slots = self.bin(c).slots();
         let got = self.fill(c, slots, want);
@@ -139,7 +141,7 @@ impl Heap {
 
     /// Cache overflow for class `c`: gives the older half back, then keeps `p`.
     pub fn overflow(&mut self, c: usize, p: *mut u8) {
-        self.note_event(c);
+        self.note_event(c, false);
         let half = self.bin(c).count() / 2;
         self.flush(c, half.max(1));
         if !self.bin(c).push(p) {
@@ -306,16 +308,20 @@ impl Heap {
         }
     }
 
-    /// Counts a slow-path event for class `c`: a class that keeps missing
-    /// gets more room; every TICK_EVENTS events, idle classes give room back.
-    /// Slow paths are also where due purges run.
-    fn note_event(&mut self, c: usize) {
+    /// Counts a slow-path event for class `c` (a refill, or an overflow): a
+    /// class that keeps missing gets more room, unless the thread only frees
+    /// it (a bigger cache would only park other threads' blocks); every
+    /// TICK_EVENTS events, idle classes give room back. Slow paths are also
+    /// where due purges run.
+    fn note_event(&mut self, c: usize, refill: bool) {
         registry::maybe_purge();
-        self.lists[c].events += 1;
-        let events = self.lists[c].events;
+        let l = &mut self.lists[c];
+        l.events += 1;
+        l.refills += refill as u32;
+        let grow = l.events >= 2 && l.refills > 0;
         let max = MAX_CAP[c] as usize;
         let bin = self.bin(c);
-        if events >= 2 && bin.cap() < max {
+        if grow && bin.cap() < max {
             let cap = (bin.cap() * 2).min(max);
             bin.set_cap(cap);
         }
@@ -337,6 +343,7 @@ impl Heap {
                 self.bin(c).set_cap(cap);
             }
             self.lists[c].events = 0;
+            self.lists[c].refills = 0;
         }
     }
 

@@ -7,6 +7,7 @@
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config;
 use crate::init;
@@ -26,6 +27,13 @@ struct Shared {
 // SAFETY: `heap` is only touched with `lock` held.
 unsafe impl Sync for Shared {}
 
+/// Heaps in the pool: beyond WARM_HEAPS, a pooled heap's slot pages go back
+/// to the kernel (20,000 short threads would otherwise keep every pooled
+/// heap's touched pages resident), while a few stay warm for the threads a
+/// program keeps starting (Larson's successors) to reuse without faults.
+static POOLED: AtomicUsize = AtomicUsize::new(0);
+const WARM_HEAPS: usize = 8;
+
 /// Heaps of exited threads, ready for new ones (linked through `next`).
 static POOL: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
 /// The heap of threads that have exited but still allocate.
@@ -41,6 +49,7 @@ fn take_heap() -> *mut Heap {
             let h = *pool;
             // SAFETY: pooled heaps are live and unused.
             *pool = unsafe { (*h).next };
+            POOLED.fetch_sub(1, Ordering::Relaxed);
             return h;
         }
     }
@@ -61,6 +70,11 @@ fn new_heap() -> *mut Heap {
 }
 
 fn pool_heap(h: *mut Heap) {
+    if POOLED.fetch_add(1, Ordering::Relaxed) >= WARM_HEAPS {
+        // Its slot arrays are empty: their pages can go until reused.
+        let slots = os::align_up(h as usize + HEAP_HEADER, os::PAGE);
+        os::decommit(slots as *mut u8, h as usize + HEAP_BYTES - slots);
+    }
     let _g = POOL.lock.lock();
     // SAFETY: the pool lock is held; h was abandoned and is unused.
     unsafe {
