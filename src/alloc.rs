@@ -118,7 +118,7 @@ fn malloc_without_heap(c: usize) -> *mut u8 {
     }
 }
 
-/// free of a non-null pointer (null goes the slow way and does nothing).
+/// free of any pointer (null takes the slow way, which ignores it).
 /// `who` names the C function for reports.
 #[inline(always)]
 pub fn free(p: *mut u8, who: &str) {
