@@ -31,6 +31,25 @@ static inline void usage_error(const char *fmt, ...)
     exit(2);
 }
 
+/* The end of every harness's getopt switch: `case ':'` and `default`. */
+__attribute__((noreturn))
+static inline void bad_option(int c)
+{
+    if (c == ':')
+        usage_error("-%c needs a value", optopt);
+    usage_error("unknown option '-%c'", optopt);
+}
+
+/* After the options: no operands, and a size range that is one. */
+static inline void check_operands(int argc, char **argv, uint64_t min, uint64_t max)
+{
+    if (optind < argc)
+        usage_error("unexpected argument '%s'", argv[optind]);
+    if (min > max)
+        usage_error("min %llu is larger than max %llu", (unsigned long long)min,
+                    (unsigned long long)max);
+}
+
 /* malloc returned NULL (or a thread could not start): the run is invalid. */
 __attribute__((noreturn))
 static inline void die_oom(const char *what, size_t size)

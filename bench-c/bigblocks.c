@@ -44,14 +44,10 @@ int main(int argc, char **argv)
         case 'm': min = parse_u64('m', optarg, 1, 1ULL << 32); break;
         case 'M': max = parse_u64('M', optarg, 1, 1ULL << 32); break;
         case 'S': seed = parse_u64('S', optarg, 0, UINT64_MAX); break;
-        case ':': usage_error("-%c needs a value", optopt);
-        default: usage_error("unknown option '-%c'", optopt);
+        default: bad_option(c);
         }
     }
-    if (optind < argc)
-        usage_error("unexpected argument '%s'", argv[optind]);
-    if (min > max)
-        usage_error("min is larger than max");
+    check_operands(argc, argv, min, max);
 
     unsigned char **table = calloc(slots, sizeof *table);
     size_t *sizes = calloc(slots, sizeof *sizes);

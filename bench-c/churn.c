@@ -61,12 +61,10 @@ int main(int argc, char **argv)
         case 't': threads = parse_u64('t', optarg, 1, 10000000); break;
         case 'b': batch = parse_u64('b', optarg, 1, MAX_BATCH); break;
         case 'k': blocks = parse_u64('k', optarg, 1, 100000); break;
-        case ':': usage_error("-%c needs a value", optopt);
-        default: usage_error("unknown option '-%c'", optopt);
+        default: bad_option(c);
         }
     }
-    if (optind < argc)
-        usage_error("unexpected argument '%s'", argv[optind]);
+    check_operands(argc, argv, 0, 0);
     g_blocks = blocks;
 
     static struct job jobs[MAX_BATCH];

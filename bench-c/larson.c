@@ -114,15 +114,10 @@ int main(int argc, char **argv)
         case 'r': rounds = parse_u64('r', optarg, 1, 1ULL << 32); break;
         case 'i': steps = parse_u64('i', optarg, 1, 1ULL << 40); break;
         case 'S': seed = parse_u64('S', optarg, 0, UINT64_MAX); break;
-        case ':': usage_error("-%c needs a value", optopt);
-        default: usage_error("unknown option '-%c'", optopt);
+        default: bad_option(c);
         }
     }
-    if (optind < argc)
-        usage_error("unexpected argument '%s'", argv[optind]);
-    if (min > max)
-        usage_error("min %llu is larger than max %llu",
-                    (unsigned long long)min, (unsigned long long)max);
+    check_operands(argc, argv, min, max);
     if (have_seconds && rounds != 0)
         usage_error("-s and -r exclude each other");
 

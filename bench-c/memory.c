@@ -70,12 +70,10 @@ int main(int argc, char **argv)
         case 'n': blocks = parse_u64('n', optarg, 1, 1ULL << 30); break;
         case 's': size = parse_u64('s', optarg, 1, 1ULL << 30); break;
         case 'w': wait = parse_seconds('w', optarg, 600.0); break;
-        case ':': usage_error("-%c needs a value", optopt);
-        default: usage_error("unknown option '-%c'", optopt);
+        default: bad_option(c);
         }
     }
-    if (optind < argc)
-        usage_error("unexpected argument '%s'", argv[optind]);
+    check_operands(argc, argv, 0, 0);
     if (blocks * size > (1ULL << 36))
         usage_error("blocks * size is more than 64 GiB");
 

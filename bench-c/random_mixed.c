@@ -68,15 +68,10 @@ int main(int argc, char **argv)
         case 'M': max = parse_u64('M', optarg, 1, 1ULL << 30); break;
         case 't': threads = parse_u64('t', optarg, 1, 1024); break;
         case 'S': seed = parse_u64('S', optarg, 0, UINT64_MAX); break;
-        case ':': usage_error("-%c needs a value", optopt);
-        default: usage_error("unknown option '-%c'", optopt);
+        default: bad_option(c);
         }
     }
-    if (optind < argc)
-        usage_error("unexpected argument '%s'", argv[optind]);
-    if (min > max)
-        usage_error("min %llu is larger than max %llu",
-                    (unsigned long long)min, (unsigned long long)max);
+    check_operands(argc, argv, min, max);
 
     g_steps = steps;
     g_slots = (size_t)slots;
