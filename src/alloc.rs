@@ -6,7 +6,7 @@ use core::ptr;
 
 use crate::bootstrap;
 use crate::diag;
-use crate::large::big;
+use crate::large;
 use crate::os::pagemap;
 use crate::slab::size_class::{
     class_of, small_lut_index, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, NUM_CLASSES, SMALL_LIMIT,
@@ -64,7 +64,7 @@ fn malloc_above_small_limit(size: usize) -> *mut u8 {
 #[inline(never)]
 fn malloc_large(size: usize) -> *mut u8 {
     registry::maybe_purge();
-    or_enomem(big::alloc(size, 0).0)
+    or_enomem(large::alloc(size, 0).0)
 }
 
 #[cold]
@@ -174,13 +174,7 @@ fn free_other(p: *mut u8, who: &str) {
     let a = p as usize;
     match pagemap::kind(a) {
         pagemap::BOOTSTRAP => {}
-        k if k >= pagemap::BIG_HEAD => match big::header_of(a, k) {
-            Some(h) => {
-                big::free(h);
-                registry::maybe_purge();
-            }
-            None => diag::invalid_pointer(who, a),
-        },
+        k if large::owns(k) && large::free(a, k) => registry::maybe_purge(),
         _ => diag::invalid_pointer(who, a),
     }
 }
@@ -194,8 +188,8 @@ pub fn usable_size(p: *const u8, who: &str) -> usize {
             None => diag::invalid_pointer(who, a),
         },
         pagemap::BOOTSTRAP => bootstrap::usable(p),
-        k if k >= pagemap::BIG_HEAD => match big::header_of(a, k) {
-            Some(h) => big::usable(h),
+        k if large::owns(k) => match large::usable(a, k) {
+            Some(n) => n,
             None => diag::invalid_pointer(who, a),
         },
         _ => diag::invalid_pointer(who, a),
@@ -219,7 +213,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
             c += 1;
         }
     }
-    big::alloc(size, align).0
+    large::alloc(size, align).0
 }
 
 /// calloc without errno: n * size zeroed bytes; null on overflow or no memory.
@@ -228,8 +222,8 @@ pub fn calloc(n: usize, size: usize) -> *mut u8 {
         return ptr::null_mut();
     };
     if total > MAX_SMALL {
-        let (p, fresh) = big::alloc(total, 0);
-        if !p.is_null() && !fresh {
+        let (p, zero) = large::alloc(total, 0);
+        if !p.is_null() && !zero {
             // SAFETY: p has at least total bytes.
             unsafe { ptr::write_bytes(p, 0, total) };
         }
@@ -252,10 +246,9 @@ pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
         return p;
     }
     // A big block staying big changes its mapping instead of being copied.
-    let a = p as usize;
-    let kind = pagemap::kind(a);
-    if size > MAX_SMALL && kind >= pagemap::BIG_HEAD {
-        if let Some(q) = big::header_of(a, kind).and_then(|h| big::resize(h, size)) {
+    let kind = pagemap::kind(p as usize);
+    if size > MAX_SMALL && large::owns(kind) {
+        if let Some(q) = large::resize(p as usize, kind, size) {
             return q;
         }
     }

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use crate::bootstrap;
 use crate::config;
 use crate::diag::{self, Line};
-use crate::large::bigcache;
+use crate::large;
 use crate::slab::registry;
 use crate::stats;
 use crate::thread::lifecycle;
@@ -94,7 +94,7 @@ pub fn register_thread(heap: *mut libc::c_void) {
 extern "C" fn fork_prepare() {
     lifecycle::lock_for_fork();
     registry::lock_for_fork();
-    bigcache::lock_for_fork();
+    large::lock_for_fork();
     bootstrap::lock_for_fork();
 }
 
@@ -102,7 +102,7 @@ extern "C" fn fork_prepare() {
 /// that forked, so releasing is the same as resetting).
 extern "C" fn fork_release() {
     bootstrap::unlock_after_fork();
-    bigcache::unlock_after_fork();
+    large::unlock_after_fork();
     registry::unlock_after_fork();
     lifecycle::unlock_after_fork();
 }

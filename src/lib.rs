@@ -5,7 +5,8 @@
 //! - `alloc`: where each call goes — the inlined fast paths and the misses;
 //! - `thread`: the front end — per-thread heap, cache bins, TLS, lifecycle;
 //! - `slab`: size classes, slabs, SuperSlabs and the global registry;
-//! - `large`: big blocks in their own mappings, and BigCache;
+//! - `large`: the pool tier (page runs) and big blocks in their own
+//!   mappings, with BigCache;
 //! - `os`: mappings and the page map; plus `bootstrap`, `init`, `config`,
 //!   `stats`, `diag`, `sync`, `trim` (malloc_trim) and `global` (`HakMem`,
 //!   the Rust `GlobalAlloc`).
@@ -19,10 +20,7 @@ pub mod config;
 pub mod diag;
 pub mod global;
 pub mod init;
-pub mod large {
-    pub mod big;
-    pub mod bigcache;
-}
+pub mod large;
 pub mod os;
 pub mod slab {
     pub mod registry;

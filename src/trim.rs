@@ -1,9 +1,9 @@
 //! malloc_trim: everything free goes back to the kernel now, without waiting
 //! for the purge delay: the calling thread's cached blocks (other threads'
-//! caches are theirs alone), empty slabs and SuperSlabs, cached big mappings.
+//! caches are theirs alone), empty slabs and SuperSlabs, free pool runs and
+//! cached big ranges.
 
-use crate::large::bigcache;
-use crate::os::clock::now_ms;
+use crate::large;
 use crate::slab::registry;
 use crate::thread::tls;
 
@@ -16,6 +16,6 @@ pub fn trim() -> bool {
         released |= unsafe { (*heap).flush_all() };
     }
     released |= registry::purge_all();
-    released |= bigcache::purge(now_ms(), true);
+    released |= large::release_all();
     released
 }

@@ -1,12 +1,15 @@
-//! Big blocks (above the slab tier): each has a mapping of its own, aligned to
-//! 2 MiB so the page map can lead `free` to its header. Freed mappings go to
-//! BigCache before the kernel.
+//! Big blocks (above the pool tier, or aligned beyond a page): each has a
+//! mapping of its own, aligned to 2 MiB so the page map can lead `free` to
+//! its header. Freed mappings go to BigCache before the kernel, and a new
+//! block is built from cached ranges when there are any (big_pages.rs):
+//! used where one is, or moved (mremap, no copy) into a 2 MiB-aligned
+//! range. Resizing is in big_resize.rs.
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::large::big_pages::{self, Pieces};
 use crate::large::bigcache;
-use crate::os::clock::now_ms;
 use crate::os::{self, pagemap, PAGE};
 use crate::stats::{self, Counter};
 
@@ -15,29 +18,28 @@ use crate::stats::{self, Counter};
 pub struct BigHeader {
     pub magic: u64,
     pub map_size: usize,
-    /// User pointer minus base; 0 while the mapping sits in BigCache.
+    /// User pointer minus base; 0 once the block is freed.
     pub offset: usize,
-    /// Link in BigCache.
-    pub next: *mut BigHeader,
-    /// When the mapping entered BigCache (`os::clock::now_ms`).
-    pub cached_at: u64,
+    pub pieces: Pieces,
 }
 
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
 const HEADER: usize = 64;
-const REGION: usize = pagemap::REGION_SIZE;
+const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER);
+pub const REGION: usize = pagemap::REGION_SIZE;
 /// Alignments above this would put the block beyond what the page map can
 /// point back from.
 pub const MAX_ALIGN: usize = REGION << 6;
 const _: () = assert!(MAX_ALIGN / REGION <= pagemap::BIG_MAX_DISTANCE);
 
-/// Big mappings held (live or in BigCache), and their bytes (for mallinfo).
-static MAPPINGS: AtomicUsize = AtomicUsize::new(0);
-static MAPPED_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Live big blocks.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// How many big mappings hakmem holds, and their bytes.
+/// How many big mappings hakmem holds (live blocks and cached ranges), and
+/// their bytes.
 pub fn footprint() -> (usize, usize) {
-    (MAPPINGS.load(Ordering::Relaxed), MAPPED_BYTES.load(Ordering::Relaxed))
+    let ranges = LIVE.load(Ordering::Relaxed) + bigcache::cached_ranges();
+    (ranges, big_pages::mapped_bytes())
 }
 
 /// Rounds a mapping size to four steps per doubling (whole pages), so freed
@@ -57,50 +59,67 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         return (ptr::null_mut(), false);
     }
     let offset = align.max(HEADER);
-    let map_size = round_size(size + offset);
-    let mut fresh = false;
-    let mut map_size = map_size;
-    let mut h = if align <= REGION { bigcache::take(map_size) } else { ptr::null_mut() };
-    if !h.is_null() {
-        // SAFETY: a cached mapping's header is ours; it may be bigger.
-        let cached = unsafe { (*h).map_size };
-        if cached - map_size > map_size / 4 {
-            trim(h as usize, cached, map_size);
-        } else {
-            map_size = cached;
-        }
-    }
-    if h.is_null() {
-        stats::add(Counter::BigCacheMisses, 1);
-        h = os::map_aligned(map_size, align.max(REGION)) as *mut BigHeader;
-        if h.is_null() && bigcache::purge(now_ms(), true) {
-            // Out of address space (ulimit -v) or memory: cached mappings
-            // of other sizes go first.
-            h = os::map_aligned(map_size, align.max(REGION)) as *mut BigHeader;
-        }
-        if h.is_null() {
-            return (ptr::null_mut(), false);
-        }
-        MAPPINGS.fetch_add(1, Ordering::Relaxed);
-        MAPPED_BYTES.fetch_add(map_size, Ordering::Relaxed);
-        fresh = true;
-    } else {
-        stats::add(Counter::BigCacheHits, 1);
-    }
+    // At least a byte past the block's start, so the region the page map
+    // marks BIG_HEAD for it is inside its mapping even for size 0.
+    let map_size = round_size(size.max(1) + offset);
+    let reused = if align <= REGION { from_cache(map_size) } else { None };
+    let (base, pieces, zero) = match reused {
+        Some((base, pieces)) => (base, pieces, false),
+        None => match big_pages::map_fresh(map_size, align.max(REGION)) {
+            Some(base) => (base, Pieces::whole(map_size), true),
+            None => return (ptr::null_mut(), false),
+        },
+    };
+    let h = base as *mut BigHeader;
     // SAFETY: h is the base of a mapping of map_size bytes that we own.
-    unsafe {
-        (*h).magic = MAGIC;
-        (*h).map_size = map_size;
-        (*h).offset = offset;
-        (*h).next = ptr::null_mut();
-    }
-    let base = h as usize;
-    let regions = map_size.div_ceil(REGION);
-    pagemap::set(base, regions, pagemap::BIG_TAIL);
-    let distance = offset / REGION;
-    pagemap::set(base + offset, 1, pagemap::BIG_HEAD + distance as u8);
+    unsafe { h.write(BigHeader { magic: MAGIC, map_size, offset, pieces }) };
+    mark(base, map_size, offset);
+    LIVE.fetch_add(1, Ordering::Relaxed);
     stats::add(Counter::BigBlocks, 1);
-    ((base + offset) as *mut u8, fresh)
+    ((base + offset) as *mut u8, zero)
+}
+
+/// A 2 MiB-aligned mapping of `map_size` bytes built from cached ranges,
+/// and its pieces; None when the cache is empty.
+fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
+    let Some((addr, len)) = bigcache::take(map_size) else {
+        stats::add(Counter::BigCacheMisses, 1);
+        return None;
+    };
+    stats::add(Counter::BigCacheHits, 1);
+    let mut pieces = Pieces::whole(len);
+    if addr % REGION == 0 {
+        if len == map_size {
+            return Some((addr, pieces));
+        }
+        if big_pages::map_at(addr + len, map_size - len) {
+            big_pages::fill(addr + len, map_size - len, &mut pieces);
+            return Some((addr, pieces));
+        }
+    }
+    let Some(target) = big_pages::map_fresh(map_size, REGION) else {
+        big_pages::unmap_range(addr, len);
+        return None;
+    };
+    if !big_pages::move_to(addr, len, len, target) {
+        big_pages::unmap_range(addr, len);
+        return Some((target, Pieces::whole(map_size)));
+    }
+    if len < map_size {
+        big_pages::fill(target + len, map_size - len, &mut pieces);
+    }
+    Some((target, pieces))
+}
+
+/// Page map entries of a block: BIG_TAIL over its regions, BIG_HEAD plus
+/// the distance to its header on the region holding the user pointer.
+pub fn mark(base: usize, map_size: usize, offset: usize) {
+    pagemap::set(base, map_size.div_ceil(REGION), pagemap::BIG_TAIL);
+    pagemap::set(base + offset, 1, pagemap::BIG_HEAD + (offset / REGION) as u8);
+}
+
+pub fn unmark(base: usize, map_size: usize) {
+    pagemap::set(base, map_size.div_ceil(REGION), pagemap::NONE);
 }
 
 /// The header of the big block at `p` if `p` is one (the page map said
@@ -121,94 +140,48 @@ pub fn usable(h: *mut BigHeader) -> usize {
     unsafe { (*h).map_size - (*h).offset }
 }
 
-/// Frees the big block whose header is `h`.
+/// Frees the big block whose header is `h`: its mapping leaves the page map
+/// (a second free is then reported) and its pieces go to BigCache or the
+/// kernel.
 pub fn free(h: *mut BigHeader) {
     // SAFETY: h is a live big header being given up by its only user; offset
     // 0 marks it as no longer a live block.
-    let offset = unsafe { core::mem::replace(&mut (*h).offset, 0) };
-    if offset <= REGION && bigcache::put(h) {
+    let (map_size, pieces, offset) =
+        unsafe { ((*h).map_size, (*h).pieces, core::mem::replace(&mut (*h).offset, 0)) };
+    let base = h as usize;
+    unmark(base, map_size);
+    LIVE.fetch_sub(1, Ordering::Relaxed);
+    if offset > REGION {
+        big_pages::unmap_range(base, map_size);
         return;
     }
-    unmap(h);
-}
-
-/// Resizes the live big block whose header is `h` to `size` bytes without
-/// copying it: the tail is unmapped when it shrinks; when it grows the
-/// mapping is extended in place, or its pages are moved (mremap) into a new
-/// 2 MiB-aligned range. The block's new address, or None (the caller
-/// copies) when neither works.
-pub fn resize(h: *mut BigHeader, size: usize) -> Option<*mut u8> {
-    if size > isize::MAX as usize / 2 {
-        return None;
+    for (off, len) in pieces.iter() {
+        if !bigcache::put(base + off, len) {
+            big_pages::unmap_range(base + off, len);
+        }
     }
-    // SAFETY: h is a live big header owned by the caller's block.
-    let (old_map, offset) = unsafe { ((*h).map_size, (*h).offset) };
-    let base = h as usize;
-    let new_map = round_size(size + offset);
-    if new_map == old_map {
-        return Some((base + offset) as *mut u8);
-    }
-    if new_map < old_map {
-        trim(base, old_map, new_map);
-        // SAFETY: as above.
-        unsafe { (*h).map_size = new_map };
-        return Some((base + offset) as *mut u8);
-    }
-    if os::grow_in_place(base as *mut u8, old_map, new_map) {
-        pagemap::set(base, new_map.div_ceil(REGION), pagemap::BIG_TAIL);
-        pagemap::set(base + offset, 1, pagemap::BIG_HEAD + (offset / REGION) as u8);
-        MAPPED_BYTES.fetch_add(new_map - old_map, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { (*h).map_size = new_map };
-        return Some((base + offset) as *mut u8);
-    }
-    if offset > REGION {
-        return None;
-    }
-    let target = os::map_aligned(new_map, REGION);
-    if target.is_null() {
-        return None;
-    }
-    // The old range leaves the page map before it is unmapped, so that no
-    // entry of ours can land on a mapping someone else gets there.
-    pagemap::set(base, old_map.div_ceil(REGION), pagemap::NONE);
-    if !os::move_pages(base as *mut u8, old_map, new_map, target) {
-        pagemap::set(base, old_map.div_ceil(REGION), pagemap::BIG_TAIL);
-        pagemap::set(base + offset, 1, pagemap::BIG_HEAD + (offset / REGION) as u8);
-        os::unmap(target, new_map);
-        return None;
-    }
-    let nh = target as *mut BigHeader;
-    // SAFETY: the header moved with its pages; the new range is ours.
-    unsafe { (*nh).map_size = new_map };
-    pagemap::set(target as usize, new_map.div_ceil(REGION), pagemap::BIG_TAIL);
-    pagemap::set(target as usize + offset, 1, pagemap::BIG_HEAD + (offset / REGION) as u8);
-    MAPPED_BYTES.fetch_add(new_map - old_map, Ordering::Relaxed);
-    Some((target as usize + offset) as *mut u8)
-}
-
-/// Cuts the mapping at `base` from `old` to `new` bytes (page multiples).
-fn trim(base: usize, old: usize, new: usize) {
-    // Regions entirely past the new end stop being ours before they go.
-    let keep = new.div_ceil(REGION);
-    pagemap::set(base + keep * REGION, old.div_ceil(REGION) - keep, pagemap::NONE);
-    os::unmap((base + new) as *mut u8, old - new);
-    MAPPED_BYTES.fetch_sub(old - new, Ordering::Relaxed);
-}
-
-/// Returns the mapping whose header is `h` (not a live block) to the kernel.
-pub fn unmap(h: *mut BigHeader) {
-    // SAFETY: h heads a mapping nobody uses any more.
-    let map_size = unsafe { (*h).map_size };
-    pagemap::set(h as usize, map_size.div_ceil(REGION), pagemap::NONE);
-    os::unmap(h as *mut u8, map_size);
-    MAPPINGS.fetch_sub(1, Ordering::Relaxed);
-    MAPPED_BYTES.fetch_sub(map_size, Ordering::Relaxed);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::round_size;
+    use super::*;
+
+    #[test]
+    fn a_block_starts_inside_its_own_mapping_whatever_its_alignment() {
+        for align in [REGION, REGION * 2, REGION * 8] {
+            for size in [0, 1, PAGE, REGION] {
+                let (p, _) = alloc(size, align);
+                assert_eq!(p as usize % align, 0);
+                let h = header_of(p as usize, pagemap::kind(p as usize)).unwrap();
+                // SAFETY: h is the live block's header.
+                let map_size = unsafe { (*h).map_size };
+                assert!((p as usize) < h as usize + map_size, "align {align} size {size}");
+                assert!(usable(h) >= size);
+                free(h);
+                assert_eq!(pagemap::kind(p as usize), pagemap::NONE);
+            }
+        }
+    }
 
     #[test]
     fn rounding_wastes_at_most_a_quarter_and_is_page_aligned() {

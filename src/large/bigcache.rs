@@ -1,24 +1,28 @@
-//! BigCache: freed big mappings kept for reuse, keyed by their rounded size.
-//! Entries are linked through their own headers, so the cache has no table to
-//! outgrow; a byte budget bounds what it keeps resident, and entries unused
-//! for the purge delay go back to the kernel (`purge`, run on allocator
-//! activity like the slab purge).
+//! BigCache: freed big ranges kept for reuse, in a table sorted by size that
+//! grows and shrinks with use (size_table.rs). A request takes the smallest
+//! range that fits, and the rest of that range stays cached; when none fits
+//! it takes the largest one, and more ranges or fresh pages make up the
+//! rest (big_pages.rs). Either way the pages a program already faulted in
+//! are used again, which is what makes reuse cheaper than a fresh mapping. A byte budget bounds what the cache keeps
+//! (the oldest ranges go first), and ranges unused for the purge delay go
+//! back to the kernel (`purge`, run on allocator activity).
 
 use core::cell::UnsafeCell;
-use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config;
-use crate::large::big::{self, BigHeader};
+use crate::large::big_pages::unmap_range;
+use crate::large::size_table::{Range, SizeTable};
 use crate::os::clock::now_ms;
-use crate::os::PAGE;
 use crate::sync::SpinLock;
 
-/// Bytes of mappings the cache may keep at most.
+/// Bytes the cache may hold at most.
 const BUDGET: usize = 64 << 20;
-/// Mappings bigger than this are never kept.
-const MAX_ENTRY: usize = 32 << 20;
-const BINS: usize = 4 * 36;
+/// Ranges bigger than this are never kept.
+const MAX_RANGE: usize = 32 << 20;
+/// Smaller leftovers go back to the kernel at once: the pool serves such
+/// sizes, and a big block is never smaller.
+pub const MIN_RANGE: usize = 1 << 20;
 
 struct Cache {
     lock: SpinLock,
@@ -26,7 +30,7 @@ struct Cache {
 }
 
 struct State {
-    bins: [*mut BigHeader; BINS],
+    table: SizeTable,
     bytes: usize,
 }
 
@@ -35,120 +39,128 @@ unsafe impl Sync for Cache {}
 
 static CACHE: Cache = Cache {
     lock: SpinLock::new(),
-    state: UnsafeCell::new(State { bins: [ptr::null_mut(); BINS], bytes: 0 }),
+    state: UnsafeCell::new(State::new()),
 };
 
-/// When the oldest entry's purge delay runs out; u64::MAX when empty.
+/// When the oldest range's purge delay runs out; u64::MAX when empty.
 static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
 
-/// Bytes of mappings cached now.
-pub fn cached_bytes() -> usize {
+fn with<T>(f: impl FnOnce(&mut State) -> T) -> T {
     let _g = CACHE.lock.lock();
     // SAFETY: the cache lock is held.
-    unsafe { (*CACHE.state.get()).bytes }
+    f(unsafe { &mut *CACHE.state.get() })
 }
 
-/// When the next purge of cached mappings is due (u64::MAX: never).
+/// Bytes cached now.
+pub fn cached_bytes() -> usize {
+    with(|st| st.bytes)
+}
+
+/// Ranges cached now.
+pub fn cached_ranges() -> usize {
+    with(|st| st.table.len())
+}
+
+/// When the next purge of cached ranges is due (u64::MAX: never).
 #[inline]
 pub fn purge_due() -> u64 {
     PURGE_DUE.load(Ordering::Relaxed)
 }
 
-/// Unmaps every entry cached for the purge delay or longer (all of them when
+/// Unmaps every range cached for the purge delay or longer (all of them when
 /// `force`); true if any was unmapped.
 pub fn purge(now: u64, force: bool) -> bool {
     let delay = config::purge_delay_ms() as u64;
-    let mut released = false;
-    let mut due = u64::MAX;
-    let _g = CACHE.lock.lock();
-    // SAFETY: the cache lock is held.
-    let st = unsafe { &mut *CACHE.state.get() };
-    for bin in st.bins.iter_mut() {
-        let mut link: *mut *mut BigHeader = bin;
-        // SAFETY: listed headers are live cached mappings, ours under the lock.
-        unsafe {
-            while !(*link).is_null() {
-                let h = *link;
-                let ripe_at = (*h).cached_at.saturating_add(delay);
-                if force || now >= ripe_at {
-                    *link = (*h).next;
-                    st.bytes -= (*h).map_size;
-                    big::unmap(h);
-                    released = true;
-                } else {
-                    due = due.min(ripe_at);
-                    link = &mut (*h).next;
-                }
-            }
-        }
-    }
-    PURGE_DUE.store(due, Ordering::Relaxed);
-    released
+    with(|st| {
+        let (due, released) = st.purge(now, delay, force);
+        PURGE_DUE.store(due, Ordering::Relaxed);
+        released
+    })
 }
 
-/// Bin of a mapping size (already rounded by `big::round_size`): four per
-/// doubling from 4 KiB.
-fn bin_of(map_size: usize) -> usize {
-    let s = map_size.max(PAGE + 1) - 1;
-    let w = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 12
-    ((w - 12) * 4 + ((s >> (w - 2)) & 3)).min(BINS - 1)
+/// A cached range for a block of `size` bytes (page multiple): the smallest
+/// of at least `size` bytes, cut to `size` (the rest stays cached if it is
+/// big enough to be of use), else the largest, shorter one. Returns its
+/// address and length (at most `size`), or None when the cache is empty.
+pub fn take(size: usize) -> Option<(usize, usize)> {
+    with(|st| st.take(size))
 }
 
-/// The smallest cached mapping of at least `map_size` bytes, if any (the
-/// caller trims what it does not need: its pages are already faulted in,
-/// which is what makes reuse cheaper than a fresh mapping).
-pub fn take(map_size: usize) -> *mut BigHeader {
-    let _g = CACHE.lock.lock();
-    // SAFETY: the cache lock is held.
-    let st = unsafe { &mut *CACHE.state.get() };
-    for bin in bin_of(map_size)..BINS {
-        let mut best: *mut *mut BigHeader = ptr::null_mut();
-        let mut link: *mut *mut BigHeader = &mut st.bins[bin];
-        // SAFETY: listed headers are live cached mappings.
-        unsafe {
-            while !(*link).is_null() {
-                let size = (**link).map_size;
-                if size >= map_size && (best.is_null() || size < (**best).map_size) {
-                    best = link;
-                }
-                link = &mut (**link).next;
-            }
-            if !best.is_null() {
-                let h = *best;
-                *best = (*h).next;
-                st.bytes -= (*h).map_size;
-                return h;
-            }
-        }
-    }
-    ptr::null_mut()
-}
-
-/// Keeps a freed mapping; false if it does not fit the budget (the caller
-/// unmaps it then).
-pub fn put(h: *mut BigHeader) -> bool {
-    // SAFETY: the caller hands over a live mapping it no longer uses.
-    let map_size = unsafe { (*h).map_size };
-    if map_size > MAX_ENTRY {
+/// Keeps a free range (page-aligned, inside one kernel mapping); false if
+/// it is too small or too big to keep (the caller unmaps it then).
+pub fn put(addr: usize, size: usize) -> bool {
+    if !(MIN_RANGE..=MAX_RANGE).contains(&size) {
         return false;
     }
-    let _g = CACHE.lock.lock();
-    // SAFETY: the cache lock is held.
-    let st = unsafe { &mut *CACHE.state.get() };
-    if st.bytes + map_size > BUDGET {
-        return false;
-    }
-    let bin = bin_of(map_size);
     let now = now_ms();
-    // SAFETY: as above.
-    unsafe {
-        (*h).next = st.bins[bin];
-        (*h).cached_at = now;
+    let kept = with(|st| st.put(Range { addr, size, freed_at: now }));
+    if kept {
+        PURGE_DUE.fetch_min(now.saturating_add(config::purge_delay_ms() as u64), Ordering::Relaxed);
     }
-    st.bins[bin] = h;
-    st.bytes += map_size;
-    PURGE_DUE.fetch_min(now + config::purge_delay_ms() as u64, Ordering::Relaxed);
-    true
+    kept
+}
+
+impl State {
+    const fn new() -> Self {
+        State { table: SizeTable::new(), bytes: 0 }
+    }
+
+    fn take(&mut self, size: usize) -> Option<(usize, usize)> {
+        let n = self.table.len();
+        if n == 0 {
+            return None;
+        }
+        let r = self.table.remove(self.table.first_fit(size).min(n - 1));
+        self.bytes -= r.size;
+        if r.size <= size {
+            return Some((r.addr, r.size));
+        }
+        let rest = Range { addr: r.addr + size, size: r.size - size, freed_at: r.freed_at };
+        if !self.keep(rest) {
+            unmap_range(rest.addr, rest.size);
+        }
+        Some((r.addr, size))
+    }
+
+    fn put(&mut self, r: Range) -> bool {
+        // The oldest ranges make room: the newest is the likeliest reused.
+        while self.bytes + r.size > BUDGET && !self.table.is_empty() {
+            let old = self.table.remove(self.table.oldest());
+            self.bytes -= old.size;
+            unmap_range(old.addr, old.size);
+        }
+        self.keep(r)
+    }
+
+    fn keep(&mut self, r: Range) -> bool {
+        if r.size < MIN_RANGE || self.bytes + r.size > BUDGET || !self.table.insert(r) {
+            return false;
+        }
+        self.bytes += r.size;
+        true
+    }
+
+    /// Returns when the next range is due and whether any was unmapped.
+    fn purge(&mut self, now: u64, delay: u64, force: bool) -> (u64, bool) {
+        let mut released = false;
+        let mut due = u64::MAX;
+        let mut i = 0;
+        while i < self.table.len() {
+            let r = self.table.get(i);
+            let ripe_at = r.freed_at.saturating_add(delay);
+            if force || now >= ripe_at {
+                self.table.remove(i);
+                self.bytes -= r.size;
+                unmap_range(r.addr, r.size);
+                released = true;
+            } else {
+                due = due.min(ripe_at);
+                i += 1;
+            }
+        }
+        self.table.release();
+        (due, released)
+    }
 }
 
 pub fn lock_for_fork() {
@@ -161,18 +173,51 @@ pub fn unlock_after_fork() {
 
 #[cfg(test)]
 mod tests {
-    use super::bin_of;
+    use super::*;
+    use crate::large::big_pages::map_fresh;
+
+    const MIB: usize = 1 << 20;
+
+    fn mapped(size: usize) -> Range {
+        let addr = map_fresh(size, MIB).unwrap();
+        Range { addr, size, freed_at: 0 }
+    }
 
     #[test]
-    fn bins_grow_with_size_and_stay_in_range() {
-        let mut last = 0;
-        let mut size = 4096;
-        while size < (1usize << 46) {
-            let b = bin_of(size);
-            assert!(b >= last && b < super::BINS);
-            last = b;
-            size += size / 4;
-            size = (size + 4095) & !4095;
+    fn takes_the_smallest_fit_and_keeps_the_rest() {
+        let mut st = State::new();
+        let (a, b) = (mapped(8 * MIB), mapped(3 * MIB));
+        assert!(st.put(a) && st.put(b));
+        assert_eq!(st.take(2 * MIB), Some((b.addr, 2 * MIB)));
+        // 1 MiB of b is left, enough to keep.
+        assert_eq!(st.table.len(), 2);
+        assert_eq!(st.bytes, 9 * MIB);
+        assert_eq!(st.take(5 * MIB), Some((a.addr, 5 * MIB)));
+        // Nothing fits 4 MiB: the largest range comes, shorter.
+        assert_eq!(st.take(4 * MIB), Some((a.addr + 5 * MIB, 3 * MIB)));
+        assert_eq!(st.take(4 * MIB), Some((b.addr + 2 * MIB, MIB)));
+        assert_eq!(st.take(4 * MIB), None);
+        assert_eq!(st.bytes, 0);
+        unmap_range(a.addr, 8 * MIB);
+        unmap_range(b.addr, 3 * MIB);
+    }
+
+    #[test]
+    fn the_budget_pushes_out_the_oldest_and_the_delay_purges() {
+        let mut st = State::new();
+        let mut ranges = Vec::new();
+        for t in 0..(BUDGET / (16 * MIB)) as u64 + 1 {
+            let r = Range { freed_at: t, ..mapped(16 * MIB) };
+            assert!(st.put(r));
+            ranges.push(r);
         }
+        assert_eq!(st.bytes, BUDGET);
+        assert!(st.table.len() < ranges.len());
+        assert!((0..st.table.len()).all(|i| st.table.get(i).freed_at > 0), "the oldest went");
+        let (due, released) = st.purge(101, 100, false);
+        assert!(released && due == 102);
+        assert_eq!(st.purge(1000, 100, false), (u64::MAX, true));
+        assert_eq!(st.bytes, 0);
+        assert!(st.table.is_empty());
     }
 }

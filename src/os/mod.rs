@@ -56,6 +56,32 @@ pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
     start as *mut u8
 }
 
+/// Maps `size` bytes of fresh zeroed memory exactly at `p` if nothing is
+/// mapped there; false otherwise (nothing changes then).
+pub fn map_at(p: *mut u8, size: usize) -> bool {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; a
+    // kernel that predates it takes the address as a hint, and a mapping
+    // placed elsewhere is returned at once.
+    let q = unsafe {
+        libc::mmap(
+            p as *mut libc::c_void,
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if q == libc::MAP_FAILED {
+        return false;
+    }
+    if q as *mut u8 != p {
+        unmap(q as *mut u8, size);
+        return false;
+    }
+    true
+}
+
 /// Returns a mapping (or a page-aligned part of one) to the kernel.
 pub fn unmap(p: *mut u8, size: usize) {
     // SAFETY: callers pass only ranges that hakmem mapped and no longer uses.

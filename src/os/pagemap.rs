@@ -22,6 +22,9 @@ pub const SUPERSLAB: u8 = 1;
 pub const BOOTSTRAP: u8 = 2;
 /// Inside a big block, not the region holding its start.
 pub const BIG_TAIL: u8 = 3;
+/// A pool region (page runs of 32 KiB to 1 MiB): its header is at the
+/// region's base.
+pub const POOL: u8 = 4;
 /// A big block starts in this region; its header is `kind - BIG_HEAD`
 /// regions below this region's base (more than 0 only for huge alignments).
 pub const BIG_HEAD: u8 = 16;

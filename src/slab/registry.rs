@@ -15,7 +15,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::config;
-use crate::large::bigcache;
+use crate::large;
 use crate::os::clock::now_ms;
 use crate::os::{self, pagemap};
 use crate::slab::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
@@ -93,7 +93,7 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
             ss = s.next;
         }
         let mut ss = new_superslab();
-        if ss.is_null() && bigcache::purge(now_ms(), true) {
+        if ss.is_null() && large::release_all() {
             // Out of address space or memory: cached big mappings go first.
             ss = new_superslab();
         }
@@ -184,14 +184,14 @@ fn reclaim_abandoned(st: &mut State, now: u64) -> bool {
 #[inline]
 pub fn maybe_purge() {
     let due = PURGE_DUE.load(Ordering::Relaxed);
-    let big_due = bigcache::purge_due();
-    if due.min(big_due) != u64::MAX {
+    let large_due = large::purge_due();
+    if due.min(large_due) != u64::MAX {
         let now = now_ms();
         if now >= due {
             with_state(|st| purge(st, now, false));
         }
-        if now >= big_due {
-            bigcache::purge(now, false);
+        if now >= large_due {
+            large::purge(now, false);
         }
     }
 }

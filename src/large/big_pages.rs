@@ -1,0 +1,199 @@
+//! Where a big block's pages come from, and the count of bytes hakmem holds
+//! for big blocks (live or cached). Pages come from fresh mappings, or from
+//! BigCache ranges moved in with mremap: those pages are already resident,
+//! so the program does not fault them in again. A block made of several
+//! moved ranges records them as pieces, because mremap moves or extends one
+//! kernel mapping at a time: each piece lies inside one mapping.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::large::{self, bigcache};
+use crate::os;
+
+/// At most this many pieces per block: each is a kernel mapping (VMA) of
+/// its own, and the kernel limits how many a process has.
+pub const MAX_PIECES: usize = 4;
+
+/// The parts of a big mapping in order from its base, in bytes (0: unused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct Pieces([usize; MAX_PIECES]);
+
+impl Pieces {
+    pub const EMPTY: Pieces = Pieces([0; MAX_PIECES]);
+
+    pub fn whole(bytes: usize) -> Self {
+        let mut p = Self::EMPTY;
+        p.0[0] = bytes;
+        p
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.iter().take_while(|&&n| n != 0).count()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count() == MAX_PIECES
+    }
+
+    /// Appends a piece (there must be room).
+    pub fn push(&mut self, bytes: usize) {
+        let n = self.count();
+        self.0[n] = bytes;
+    }
+
+    /// Each piece's offset from the base and length.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.0[..self.count()].iter().scan(0, |off, &len| {
+            let at = *off;
+            *off += len;
+            Some((at, len))
+        })
+    }
+
+    /// Offset and length of the last piece (there is one).
+    pub fn last(&self) -> (usize, usize) {
+        self.iter().last().unwrap_or((0, 0))
+    }
+
+    /// Makes the last piece `bytes` long.
+    pub fn set_last(&mut self, bytes: usize) {
+        let n = self.count();
+        self.0[n - 1] = bytes;
+    }
+
+    /// Keeps only the first `n` pieces.
+    pub fn truncate(&mut self, n: usize) {
+        self.0[n..].iter_mut().for_each(|len| *len = 0);
+    }
+
+    /// Cuts the mapping to its first `at` bytes; calls `gone` with each range
+    /// (offset, length) past the cut.
+    pub fn cut(&mut self, at: usize, mut gone: impl FnMut(usize, usize)) {
+        let mut kept = 0;
+        let before = *self;
+        for (i, (off, len)) in before.iter().enumerate() {
+            if off >= at {
+                gone(off, len);
+            } else {
+                if off + len > at {
+                    gone(at, off + len - at);
+                    self.0[i] = at - off;
+                }
+                kept = i + 1;
+            }
+        }
+        self.truncate(kept);
+    }
+}
+
+/// Bytes of big mappings held, live or cached.
+static MAPPED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+pub fn mapped_bytes() -> usize {
+    MAPPED_BYTES.load(Ordering::Relaxed)
+}
+
+/// A fresh mapping of `size` bytes aligned to `align`; when the kernel
+/// refuses, everything cached (pool and BigCache) goes back first and it is
+/// asked once more (under `ulimit -v` the address space they hold is what
+/// this mapping needs).
+pub fn map_fresh(size: usize, align: usize) -> Option<usize> {
+    let mut base = os::map_aligned(size, align);
+    if base.is_null() && large::release_all() {
+        base = os::map_aligned(size, align);
+    }
+    if base.is_null() {
+        return None;
+    }
+    MAPPED_BYTES.fetch_add(size, Ordering::Relaxed);
+    Some(base as usize)
+}
+
+/// Fresh pages right at `addr` if nothing is mapped there.
+pub fn map_at(addr: usize, size: usize) -> bool {
+    let ok = os::map_at(addr as *mut u8, size);
+    if ok {
+        MAPPED_BYTES.fetch_add(size, Ordering::Relaxed);
+    }
+    ok
+}
+
+/// Extends the kernel mapping ending at `addr + len` in place to `new_len`.
+pub fn grow_in_place(addr: usize, len: usize, new_len: usize) -> bool {
+    let ok = os::grow_in_place(addr as *mut u8, len, new_len);
+    if ok {
+        MAPPED_BYTES.fetch_add(new_len - len, Ordering::Relaxed);
+    }
+    ok
+}
+
+/// Moves the pages of `src..src+len` (inside one kernel mapping) over
+/// `dst..dst+new_len` (ours: what was there is dropped), extending them
+/// with fresh pages to `new_len`. False if the kernel refused (nothing moved).
+pub fn move_to(src: usize, len: usize, new_len: usize, dst: usize) -> bool {
+    let ok = os::move_pages(src as *mut u8, len, new_len, dst as *mut u8);
+    if ok {
+        // The source range now sits where `new_len` bytes were.
+        MAPPED_BYTES.fetch_sub(len, Ordering::Relaxed);
+    }
+    ok
+}
+
+/// Returns a range that is neither a live block nor cached to the kernel
+/// (its page map entries, if any, are the caller's business).
+pub fn unmap_range(addr: usize, len: usize) {
+    os::unmap(addr as *mut u8, len);
+    MAPPED_BYTES.fetch_sub(len, Ordering::Relaxed);
+}
+
+/// Fills `dst..dst+len` (ours, fresh pages: a reservation or an extension,
+/// one kernel mapping) from its start with cached ranges, appending a piece
+/// for each, and for the fresh rest if any. `pieces` must have room for one
+/// more; true if any cached page came in.
+pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) -> bool {
+    let mut off = 0;
+    while off < len && pieces.count() + 1 < MAX_PIECES {
+        let Some((addr, got)) = bigcache::take(len - off) else {
+            break;
+        };
+        if !move_to(addr, got, got, dst + off) {
+            unmap_range(addr, got);
+            break;
+        }
+        pieces.push(got);
+        off += got;
+    }
+    if off < len {
+        pieces.push(len - off);
+    }
+    off > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_list_offsets_and_cut_into_what_goes() {
+        let mut p = Pieces::whole(4 << 20);
+        p.push(1 << 20);
+        p.push(3 << 20);
+        assert_eq!(p.count(), 3);
+        let all: Vec<_> = p.iter().collect();
+        assert_eq!(all, [(0, 4 << 20), (4 << 20, 1 << 20), (5 << 20, 3 << 20)]);
+        assert_eq!(p.last(), (5 << 20, 3 << 20));
+        let mut gone = Vec::new();
+        p.cut(4 << 20 | 4096, |off, len| gone.push((off, len)));
+        assert_eq!(gone, [((4 << 20) + 4096, (1 << 20) - 4096), (5 << 20, 3 << 20)]);
+        assert_eq!(p.iter().collect::<Vec<_>>(), [(0, 4 << 20), (4 << 20, 4096)]);
+        p.cut(4 << 20, |_, _| {});
+        assert_eq!(p, Pieces::whole(4 << 20));
+        p.push(1);
+        p.push(2);
+        p.push(3);
+        assert!(p.is_full());
+        p.set_last(9);
+        assert_eq!(p.last(), ((4 << 20) + 3, 9));
+    }
+}

@@ -1,0 +1,94 @@
+//! The tiers above the slabs, behind one small API for alloc.rs: the pool
+//! (32 KiB < size <= 1 MiB: page runs in shared 2 MiB regions, pool.rs) and
+//! big blocks (their own mappings, big.rs, reused through BigCache).
+
+pub mod big;
+pub mod big_pages;
+pub mod big_resize;
+pub mod bigcache;
+pub mod pool;
+pub mod pool_region;
+pub mod size_table;
+
+use crate::os::clock::now_ms;
+use crate::os::{pagemap, PAGE};
+
+/// Whether a page-map kind is one of these tiers'.
+#[inline]
+pub fn owns(kind: u8) -> bool {
+    kind == pagemap::POOL || kind >= pagemap::BIG_HEAD
+}
+
+/// A block of `size` bytes (more than the slabs serve, or aligned beyond
+/// what they offer) aligned to `align`, a power of two. Returns the block
+/// and whether it reads as zero; null when the size is impossible or the
+/// kernel has no memory.
+pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
+    if size <= pool::MAX_SIZE && align <= PAGE {
+        return pool::alloc(size);
+    }
+    big::alloc(size, align)
+}
+
+/// Frees the block at `p`, whose page-map kind is `kind` (`owns(kind)`);
+/// false if `p` is not a live block.
+pub fn free(p: usize, kind: u8) -> bool {
+    if kind == pagemap::POOL {
+        return pool::free(p, now_ms());
+    }
+    match big::header_of(p, kind) {
+        Some(h) => {
+            big::free(h);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Usable size of the live block at `p` (kind as for `free`), or None.
+pub fn usable(p: usize, kind: u8) -> Option<usize> {
+    if kind == pagemap::POOL {
+        return pool::usable(p);
+    }
+    big::header_of(p, kind).map(big::usable)
+}
+
+/// Resizes a live big block to `size` bytes (more than the slabs serve)
+/// without copying it; the new address, or None when the caller must copy
+/// (a pool block, or no room).
+pub fn resize(p: usize, kind: u8, size: usize) -> Option<*mut u8> {
+    if kind < pagemap::BIG_HEAD {
+        return None;
+    }
+    big::header_of(p, kind).and_then(|h| big_resize::resize(h, size))
+}
+
+/// When the next purge of free pool runs or cached big ranges is due
+/// (u64::MAX: nothing waits).
+#[inline]
+pub fn purge_due() -> u64 {
+    pool::purge_due().min(bigcache::purge_due())
+}
+
+/// Gives back what waited the purge delay (everything when `force`); true
+/// if anything was given back.
+pub fn purge(now: u64, force: bool) -> bool {
+    let pool = pool::purge(now, force);
+    bigcache::purge(now, force) | pool
+}
+
+/// Every free pool page and every cached big range back to the kernel now
+/// (malloc_trim); true if anything was given back.
+pub fn release_all() -> bool {
+    purge(now_ms(), true)
+}
+
+pub fn lock_for_fork() {
+    pool::lock_for_fork();
+    bigcache::lock_for_fork();
+}
+
+pub fn unlock_after_fork() {
+    bigcache::unlock_after_fork();
+    pool::unlock_after_fork();
+}

@@ -1,0 +1,334 @@
+//! A pool region: one 2 MiB page-map region cut into page runs of one size
+//! class (the pool tier: 32 KiB < size <= 1 MiB). Its first page is the
+//! header: the run layout, a per-page table that names the run starting at
+//! each page (so `free` finds a run and rejects interior or foreign pointers
+//! in O(1)), each run's state and the free list. A region belongs to one
+//! shard, and that shard's lock guards everything here.
+
+use core::mem::size_of;
+use core::ptr;
+
+use crate::os::{self, pagemap, PAGE};
+
+pub const REGION: usize = pagemap::REGION_SIZE;
+const PAGES: usize = REGION / PAGE;
+/// Page 0 holds the header; runs start at page 1.
+const FIRST_RUN_PAGE: usize = 1;
+
+/// Four classes per doubling from 40 KiB to 1 MiB, in pages: a request
+/// wastes at most a fifth of its run.
+pub const NUM_CLASSES: usize = 20;
+const CLASS_PAGES: [u16; NUM_CLASSES] =
+    [10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256];
+/// The largest request the pool serves.
+pub const MAX_SIZE: usize = CLASS_PAGES[NUM_CLASSES - 1] as usize * PAGE;
+const MAX_RUNS: usize = (PAGES - FIRST_RUN_PAGE) / CLASS_PAGES[0] as usize;
+
+const MAGIC: u64 = 0x68616b6d_656d504c; // "hakmemPL"
+const NIL: u8 = u8::MAX;
+/// No class yet (a region fresh from the kernel).
+const NO_CLASS: u8 = u8::MAX;
+
+/// Run states. Runs at or beyond `carved` were never handed out: untouched,
+/// they read as zero.
+const LIVE: u8 = 1;
+/// Free, its pages possibly resident until purged.
+const DIRTY: u8 = 2;
+/// Free and given back to the kernel (reads as zero).
+const CLEAN: u8 = 3;
+
+/// Class of a request of `size` bytes (at most MAX_SIZE; anything up to the
+/// first class's size gets the first class).
+pub fn class_of(size: usize) -> usize {
+    let s = size.max(CLASS_PAGES[0] as usize * PAGE) - 1;
+    let w = (usize::BITS - 1 - s.leading_zeros()) as usize; // 15..=19
+    (w - 15) * 4 + ((s >> (w - 2)) & 3)
+}
+
+pub fn class_size(c: usize) -> usize {
+    CLASS_PAGES[c] as usize * PAGE
+}
+
+/// Intrusive links of a list of regions.
+#[derive(Clone, Copy)]
+pub struct Links {
+    pub next: *mut Region,
+    pub prev: *mut Region,
+}
+
+#[repr(C)]
+pub struct Region {
+    magic: u64,
+    /// The shard whose lock guards this region (fixed for its life).
+    pub shard: u8,
+    class: u8,
+    runs: u8,
+    /// Runs handed out at least once (a prefix of the runs).
+    carved: u8,
+    /// Live runs.
+    pub used: u8,
+    /// Free runs whose pages may be resident.
+    pub dirty: u8,
+    free_head: u8,
+    /// In the shard's list for its class (runs to give) or of empty regions.
+    pub list: Links,
+    /// In the shard's list of regions with dirty runs (while `on_dirty_list`;
+    /// a run handed out again can leave it listed with none).
+    pub dirty_list: Links,
+    pub on_dirty_list: bool,
+    /// When the last live run was freed (meaningful while `used == 0`).
+    pub empty_since: u64,
+    next_free: [u8; MAX_RUNS],
+    state: [u8; MAX_RUNS],
+    freed_at: [u64; MAX_RUNS],
+    /// Run starting at each page, or NIL.
+    run_at_page: [u8; PAGES],
+}
+
+const _: () = assert!(size_of::<Region>() <= FIRST_RUN_PAGE * PAGE);
+const _: () = assert!(MAX_RUNS < NIL as usize);
+const _: () = assert!(FIRST_RUN_PAGE + CLASS_PAGES[NUM_CLASSES - 1] as usize <= PAGES);
+
+const NO_LINKS: Links = Links { next: ptr::null_mut(), prev: ptr::null_mut() };
+
+impl Region {
+    /// Maps a new region for `shard`, marked in the page map; null when the
+    /// kernel has no memory.
+    pub fn create(shard: usize) -> *mut Region {
+        let r = os::map_aligned(REGION, REGION) as *mut Region;
+        if r.is_null() {
+            return r;
+        }
+        // SAFETY: a fresh zeroed mapping of REGION bytes, ours alone; the
+        // header fits its first page (asserted above).
+        unsafe {
+            (*r).magic = MAGIC;
+            (*r).shard = shard as u8;
+            (*r).class = NO_CLASS;
+            (*r).free_head = NIL;
+            (*r).list = NO_LINKS;
+            (*r).dirty_list = NO_LINKS;
+            (*r).run_at_page = [NIL; PAGES];
+        }
+        pagemap::set(r as usize, 1, pagemap::POOL);
+        r
+    }
+
+    /// Leaves the page map, then returns the whole region to the kernel.
+    ///
+    /// # Safety
+    /// `r` holds no live run and is in no list.
+    pub unsafe fn destroy(r: *mut Region) {
+        pagemap::set(r as usize, 1, pagemap::NONE);
+        os::unmap(r as *mut u8, REGION);
+    }
+
+    /// The region holding `p`, which the page map says is a pool region.
+    pub fn of(p: usize) -> *mut Region {
+        (p & !(REGION - 1)) as *mut Region
+    }
+
+    /// Whether the header is a pool region's (the page map said POOL).
+    pub fn is_valid(&self) -> bool {
+        self.magic == MAGIC
+    }
+
+    pub fn class(&self) -> usize {
+        self.class as usize
+    }
+
+    fn base(&self) -> usize {
+        self as *const Region as usize
+    }
+
+    fn run_addr(&self, i: usize) -> usize {
+        self.base() + (FIRST_RUN_PAGE + i * CLASS_PAGES[self.class()] as usize) * PAGE
+    }
+
+    /// No run left to hand out.
+    pub fn is_full(&self) -> bool {
+        self.free_head == NIL && self.carved == self.runs
+    }
+
+    /// Lays the (empty) region out for class `c`. Pages of its old runs that
+    /// may still be resident go back to the kernel first, so that every run
+    /// not yet carved reads as zero.
+    pub fn format(&mut self, c: usize) {
+        debug_assert_eq!(self.used, 0);
+        if self.class() == c {
+            return;
+        }
+        if self.class != NO_CLASS {
+            for i in 0..self.carved as usize {
+                if self.state[i] == DIRTY {
+                    self.release_run(i);
+                }
+            }
+            self.run_at_page = [NIL; PAGES];
+        }
+        let pages = CLASS_PAGES[c] as usize;
+        let runs = (PAGES - FIRST_RUN_PAGE) / pages;
+        for i in 0..runs {
+            self.run_at_page[FIRST_RUN_PAGE + i * pages] = i as u8;
+        }
+        self.class = c as u8;
+        self.runs = runs as u8;
+        self.carved = 0;
+        self.dirty = 0;
+        self.free_head = NIL;
+    }
+
+    /// Hands out a run: the most recently freed one (its pages are likely
+    /// resident and cached), else the next never-used one. Returns the run
+    /// and whether it reads as zero; None when the region is full.
+    pub fn pop(&mut self) -> Option<(*mut u8, bool)> {
+        let (i, zero) = if self.free_head != NIL {
+            let i = self.free_head as usize;
+            self.free_head = self.next_free[i];
+            if self.state[i] == DIRTY {
+                self.dirty -= 1;
+            }
+            (i, self.state[i] == CLEAN)
+        } else if self.carved < self.runs {
+            self.carved += 1;
+            (self.carved as usize - 1, true)
+        } else {
+            return None;
+        };
+        self.state[i] = LIVE;
+        self.used += 1;
+        Some((self.run_addr(i) as *mut u8, zero))
+    }
+
+    /// The live run starting at `p`, if `p` is one.
+    pub fn live_run(&self, p: usize) -> Option<usize> {
+        let off = p - self.base();
+        if off % PAGE != 0 {
+            return None;
+        }
+        let i = self.run_at_page[off / PAGE];
+        (i != NIL && self.state[i as usize] == LIVE).then_some(i as usize)
+    }
+
+    /// Takes back live run `i`, dirty since `now`.
+    pub fn push(&mut self, i: usize, now: u64) {
+        debug_assert_eq!(self.state[i], LIVE);
+        self.state[i] = DIRTY;
+        self.freed_at[i] = now;
+        self.next_free[i] = self.free_head;
+        self.free_head = i as u8;
+        self.dirty += 1;
+        self.used -= 1;
+        if self.used == 0 {
+            self.empty_since = now;
+        }
+    }
+
+    /// Gives back the pages of free runs dirty for `delay` ms by `now` (all
+    /// of them when `force`). Returns when the next one is due (u64::MAX:
+    /// none left) and whether any was given back.
+    pub fn purge(&mut self, now: u64, delay: u64, force: bool) -> (u64, bool) {
+        let mut due = u64::MAX;
+        let mut released = false;
+        for i in 0..self.carved as usize {
+            if self.state[i] != DIRTY {
+                continue;
+            }
+            let ripe_at = self.freed_at[i].saturating_add(delay);
+            if force || now >= ripe_at {
+                self.release_run(i);
+                self.state[i] = CLEAN;
+                self.dirty -= 1;
+                released = true;
+            } else {
+                due = due.min(ripe_at);
+            }
+        }
+        (due, released)
+    }
+
+    fn release_run(&self, i: usize) {
+        os::decommit(self.run_addr(i) as *mut u8, class_size(self.class()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_the_tier_wasting_at_most_a_fifth() {
+        let mut last = 0;
+        for size in (32 * 1024 + 1..=MAX_SIZE).step_by(97) {
+            let c = class_of(size);
+            let run = class_size(c);
+            assert!(c >= last && run >= size, "{size} -> class {c}");
+            assert!((run - size) * 5 <= run, "{size} -> {run}");
+            last = c;
+        }
+        assert_eq!(class_of(MAX_SIZE), NUM_CLASSES - 1);
+        assert_eq!(class_of(1), 0);
+        for c in 0..NUM_CLASSES {
+            assert_eq!(class_of(class_size(c)), c);
+        }
+    }
+
+    #[test]
+    fn runs_are_found_from_their_start_only_while_live() {
+        let r = Region::create(0);
+        assert!(!r.is_null());
+        // SAFETY: a fresh region owned by this test alone.
+        let reg = unsafe { &mut *r };
+        assert!(reg.is_valid());
+        reg.format(class_of(100 * 1024));
+        let (a, zero) = reg.pop().unwrap();
+        let (b, _) = reg.pop().unwrap();
+        assert!(zero);
+        assert_eq!(b as usize - a as usize, class_size(reg.class()));
+        assert_eq!(a as usize % PAGE, 0);
+        let i = reg.live_run(a as usize).unwrap();
+        assert_eq!(reg.live_run(a as usize + 16), None, "interior pointer");
+        assert_eq!(reg.live_run(a as usize + PAGE), None, "interior page");
+        assert_eq!(reg.live_run(r as usize), None, "the header");
+        reg.push(i, 0);
+        assert_eq!(reg.live_run(a as usize), None, "a freed run");
+        // The freed run comes back first, not zero until purged.
+        assert_eq!(reg.pop(), Some((a, false)));
+        reg.push(reg.live_run(a as usize).unwrap(), 5);
+        assert_eq!(reg.purge(10, 100, false), (105, false));
+        assert_eq!(reg.purge(105, 100, false), (u64::MAX, true));
+        assert_eq!(reg.pop(), Some((a, true)));
+        for p in [a, b] {
+            reg.push(reg.live_run(p as usize).unwrap(), 0);
+        }
+        assert_eq!(reg.used, 0);
+        // SAFETY: no live run, in no list.
+        unsafe { Region::destroy(r) };
+        assert_eq!(pagemap::kind(a as usize), pagemap::NONE);
+    }
+
+    #[test]
+    fn a_region_fills_and_is_reformatted_for_another_class() {
+        let r = Region::create(0);
+        // SAFETY: a fresh region owned by this test alone.
+        let reg = unsafe { &mut *r };
+        reg.format(NUM_CLASSES - 1);
+        let (p, _) = reg.pop().unwrap();
+        // SAFETY: p is a live run of 1 MiB.
+        unsafe { ptr::write_bytes(p, 0xee, MAX_SIZE) };
+        assert!(reg.is_full(), "one 1 MiB run per region");
+        assert_eq!(reg.pop(), None);
+        reg.push(reg.live_run(p as usize).unwrap(), 0);
+        reg.format(0);
+        let mut runs = 0;
+        while let Some((q, zero)) = reg.pop() {
+            assert!(zero, "old pages were given back before the new layout");
+            // SAFETY: q is a live run of the first class.
+            assert_eq!(unsafe { *q.add(class_size(0) - 1) }, 0);
+            runs += 1;
+        }
+        assert_eq!(runs, MAX_RUNS);
+        // SAFETY: the test's own region; its runs are not used afterwards.
+        unsafe { Region::destroy(r) };
+    }
+}
