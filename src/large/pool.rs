@@ -23,6 +23,9 @@ use crate::thread::tls;
 pub use crate::large::pool_region::MAX_SIZE;
 
 const SHARDS: usize = 8;
+/// Empty regions a shard keeps for their own class before it lays one out
+/// for another.
+const EMPTY_KEPT: usize = NUM_CLASSES;
 
 pub struct Shard {
     lock: SpinLock,
@@ -196,7 +199,7 @@ impl Shard {
             } else if was_full {
                 push_front(&mut l.partial[reg.class()], r, list);
             }
-            l.join_dirty_list(r);
+            l.sync_dirty_list(r);
             if l.due == u64::MAX {
                 l.due = now.saturating_add(delay);
                 DUE.fetch_min(l.due, Ordering::Relaxed);
@@ -225,13 +228,17 @@ impl Lists {
         if !self.partial[c].is_null() {
             return self.partial[c];
         }
-        let mut r = self.empty;
+        // An empty region of this class, else the one emptied longest ago
+        // if enough are waiting (the rest may yet serve their own class).
+        let (mut r, mut oldest, mut waiting) = (self.empty, ptr::null_mut(), 0);
         // SAFETY: regions in this shard's lists are live; the lock is held.
         while !r.is_null() && unsafe { (*r).class() } != c {
+            oldest = r;
+            waiting += 1;
             r = unsafe { (*r).list.next };
         }
-        if r.is_null() {
-            r = self.empty;
+        if r.is_null() && waiting >= EMPTY_KEPT {
+            r = oldest;
         }
         if r.is_null() {
             r = Region::create(shard);
@@ -248,8 +255,8 @@ impl Lists {
         }
         // SAFETY: as above; r holds no live run.
         let reg = unsafe { &mut *r };
-        reg.format(c);
-        self.leave_dirty_list_if_clean(r);
+        reg.format(c, now_ms());
+        self.sync_dirty_list(r);
         push_front(&mut self.partial[c], r, list);
         r
     }
@@ -267,8 +274,9 @@ impl Lists {
             let ripe_at = reg.empty_since.saturating_add(delay);
             if force || now >= ripe_at {
                 unlink(&mut self.empty, r, list);
-                reg.dirty = 0;
-                self.leave_dirty_list_if_clean(r);
+                if reg.on_dirty_list {
+                    unlink(&mut self.dirty, r, dirty_list);
+                }
                 // SAFETY: empty, and now in no list.
                 unsafe { Region::destroy(r) };
                 released = true;
@@ -283,7 +291,7 @@ impl Lists {
             let reg = unsafe { &mut *r };
             let next = reg.dirty_list.next;
             let (next_due, gave_back) = reg.purge(now, delay, force);
-            self.leave_dirty_list_if_clean(r);
+            self.sync_dirty_list(r);
             due = due.min(next_due);
             released |= gave_back;
             r = next;
@@ -291,22 +299,18 @@ impl Lists {
         (due, released)
     }
 
-    /// Regions with dirty runs are listed (once) for the purge.
-    fn join_dirty_list(&mut self, r: *mut Region) {
+    /// A region is in the dirty list (once) while it has free pages that
+    /// may be resident, for the purge to find.
+    fn sync_dirty_list(&mut self, r: *mut Region) {
         // SAFETY: r is a live region of the locked shard.
         let reg = unsafe { &mut *r };
-        if reg.dirty > 0 && !reg.on_dirty_list {
-            push_front(&mut self.dirty, r, dirty_list);
-            reg.on_dirty_list = true;
-        }
-    }
-
-    fn leave_dirty_list_if_clean(&mut self, r: *mut Region) {
-        // SAFETY: r is a live region of the locked shard.
-        let reg = unsafe { &mut *r };
-        if reg.dirty == 0 && reg.on_dirty_list {
-            unlink(&mut self.dirty, r, dirty_list);
-            reg.on_dirty_list = false;
+        if reg.has_resident_free_pages() != reg.on_dirty_list {
+            if reg.on_dirty_list {
+                unlink(&mut self.dirty, r, dirty_list);
+            } else {
+                push_front(&mut self.dirty, r, dirty_list);
+            }
+            reg.on_dirty_list = !reg.on_dirty_list;
         }
     }
 }

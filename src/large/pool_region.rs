@@ -70,6 +70,11 @@ pub struct Region {
     /// Free runs whose pages may be resident.
     pub dirty: u8,
     free_head: u8,
+    /// Runs not yet carved may hold pages left resident by the region's
+    /// previous class (since `stale_since`): they do not read as zero, and
+    /// the purge gives them back.
+    stale: bool,
+    stale_since: u64,
     /// In the shard's list for its class (runs to give) or of empty regions.
     pub list: Links,
     /// In the shard's list of regions with dirty runs (while `on_dirty_list`;
@@ -150,19 +155,18 @@ impl Region {
         self.free_head == NIL && self.carved == self.runs
     }
 
-    /// Lays the (empty) region out for class `c`. Pages of its old runs that
-    /// may still be resident go back to the kernel first, so that every run
-    /// not yet carved reads as zero.
-    pub fn format(&mut self, c: usize) {
+    /// Lays the (empty) region out for class `c` at `now`. Pages its old
+    /// runs left resident stay, to be used again (they are what makes an
+    /// empty region worth more than a new one), and are marked stale.
+    pub fn format(&mut self, c: usize, now: u64) {
         debug_assert_eq!(self.used, 0);
         if self.class() == c {
             return;
         }
         if self.class != NO_CLASS {
-            for i in 0..self.carved as usize {
-                if self.state[i] == DIRTY {
-                    self.release_run(i);
-                }
+            if self.dirty > 0 && !self.stale {
+                self.stale = true;
+                self.stale_since = now;
             }
             self.run_at_page = [NIL; PAGES];
         }
@@ -191,7 +195,7 @@ impl Region {
             (i, self.state[i] == CLEAN)
         } else if self.carved < self.runs {
             self.carved += 1;
-            (self.carved as usize - 1, true)
+            (self.carved as usize - 1, !self.stale)
         } else {
             return None;
         };
@@ -224,12 +228,29 @@ impl Region {
         }
     }
 
+    /// Whether the purge has pages to give back here.
+    pub fn has_resident_free_pages(&self) -> bool {
+        self.dirty > 0 || self.stale
+    }
+
     /// Gives back the pages of free runs dirty for `delay` ms by `now` (all
-    /// of them when `force`). Returns when the next one is due (u64::MAX:
-    /// none left) and whether any was given back.
+    /// of them when `force`), and stale pages past the carved runs. Returns
+    /// when the next one is due (u64::MAX: none left) and whether any was
+    /// given back.
     pub fn purge(&mut self, now: u64, delay: u64, force: bool) -> (u64, bool) {
         let mut due = u64::MAX;
         let mut released = false;
+        if self.stale {
+            let ripe_at = self.stale_since.saturating_add(delay);
+            if force || now >= ripe_at {
+                let from = self.run_addr(self.carved as usize);
+                os::decommit(from as *mut u8, self.base() + REGION - from);
+                self.stale = false;
+                released = true;
+            } else {
+                due = ripe_at;
+            }
+        }
         for i in 0..self.carved as usize {
             if self.state[i] != DIRTY {
                 continue;
@@ -280,7 +301,7 @@ mod tests {
         // SAFETY: a fresh region owned by this test alone.
         let reg = unsafe { &mut *r };
         assert!(reg.is_valid());
-        reg.format(class_of(100 * 1024));
+        reg.format(class_of(100 * 1024), 0);
         let (a, zero) = reg.pop().unwrap();
         let (b, _) = reg.pop().unwrap();
         assert!(zero);
@@ -308,21 +329,29 @@ mod tests {
     }
 
     #[test]
-    fn a_region_fills_and_is_reformatted_for_another_class() {
+    fn a_reformatted_region_keeps_its_pages_until_the_purge() {
         let r = Region::create(0);
         // SAFETY: a fresh region owned by this test alone.
         let reg = unsafe { &mut *r };
-        reg.format(NUM_CLASSES - 1);
+        reg.format(NUM_CLASSES - 1, 0);
         let (p, _) = reg.pop().unwrap();
         // SAFETY: p is a live run of 1 MiB.
         unsafe { ptr::write_bytes(p, 0xee, MAX_SIZE) };
         assert!(reg.is_full(), "one 1 MiB run per region");
         assert_eq!(reg.pop(), None);
         reg.push(reg.live_run(p as usize).unwrap(), 0);
-        reg.format(0);
-        let mut runs = 0;
+        reg.format(0, 50);
+        let (q, zero) = reg.pop().unwrap();
+        assert_eq!(q, p);
+        assert!(!zero, "the old class's pages are still there");
+        // SAFETY: q is a live run of the first class, in the old run.
+        assert_eq!(unsafe { *q.add(class_size(0) - 1) }, 0xee);
+        assert_eq!(reg.purge(100, 100, false), (150, false));
+        assert_eq!(reg.purge(150, 100, false), (u64::MAX, true));
+        assert!(!reg.has_resident_free_pages());
+        let mut runs = 1;
         while let Some((q, zero)) = reg.pop() {
-            assert!(zero, "old pages were given back before the new layout");
+            assert!(zero, "stale pages went back to the kernel");
             // SAFETY: q is a live run of the first class.
             assert_eq!(unsafe { *q.add(class_size(0) - 1) }, 0);
             runs += 1;
