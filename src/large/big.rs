@@ -24,7 +24,7 @@ pub struct BigHeader {
 }
 
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
-const HEADER: usize = 64;
+const HEADER: usize = 128;
 const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER);
 pub const REGION: usize = pagemap::REGION_SIZE;
 /// Alignments above this would put the block beyond what the page map can
