@@ -86,19 +86,16 @@ pub fn alloc(size: usize) -> (*mut u8, bool) {
     SHARD[s].alloc(s, class_of(size))
 }
 
-/// Frees the pool block at `p` (in a region the page map marks POOL); false
-/// if `p` is not a live block.
+/// Frees the pool block at `p` (in a region the page map marks POOL) at
+/// `now`; false if `p` is not a live block. A purge that came due is the
+/// caller's to run (`registry::maybe_purge` covers `purge_due`).
 pub fn free(p: usize, now: u64) -> bool {
     let r = Region::of(p);
     // SAFETY: the page map says a pool region is mapped at r.
     let Some(s) = (unsafe { (*r).is_valid().then(|| (*r).shard as usize) }) else {
         return false;
     };
-    let freed = SHARD[s].free(r, p, now);
-    if freed && now >= DUE.load(Ordering::Relaxed) {
-        purge(now, false);
-    }
-    freed
+    SHARD[s].free(r, p, now)
 }
 
 /// Usable size of the live pool block at `p`, or None.
