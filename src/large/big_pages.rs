@@ -153,8 +153,8 @@ pub fn unmap_range(addr: usize, len: usize) {
 /// Fills `dst..dst+len` (ours, fresh pages: a reservation or an extension,
 /// one kernel mapping) from its start with cached ranges, appending a piece
 /// for each, and for the fresh rest if any. `pieces` must have room for one
-/// more; true if any cached page came in.
-pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) -> bool {
+/// more.
+pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) {
     let mut off = 0;
     while off < len && pieces.count() + 1 < MAX_PIECES {
         let Some((addr, got)) = bigcache::take(len - off) else {
@@ -170,7 +170,6 @@ pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) -> bool {
     if off < len {
         pieces.push(len - off);
     }
-    off > 0
 }
 
 #[cfg(test)]
