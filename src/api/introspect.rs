@@ -13,7 +13,7 @@
 use core::ffi::c_void;
 
 use crate::diag::Line;
-use crate::large::{big, bigcache};
+use crate::large::{big, bigcache, pool};
 use crate::slab::registry;
 
 /// glibc's `struct mallinfo2`.
@@ -50,15 +50,16 @@ pub struct MallInfo {
 
 pub fn mallinfo2() -> MallInfo2 {
     let (ss_bytes, units_bytes) = registry::footprint();
+    let (pool_bytes, pool_live) = pool::footprint();
     let (mappings, big_bytes) = big::footprint();
     let cached = bigcache::cached_bytes();
     MallInfo2 {
-        arena: ss_bytes,
+        arena: ss_bytes + pool_bytes,
         ordblks: 1,
         hblks: mappings,
         hblkhd: big_bytes,
-        uordblks: units_bytes + big_bytes.saturating_sub(cached),
-        fordblks: ss_bytes.saturating_sub(units_bytes) + cached,
+        uordblks: units_bytes + pool_live + big_bytes.saturating_sub(cached),
+        fordblks: ss_bytes.saturating_sub(units_bytes) + pool_bytes.saturating_sub(pool_live) + cached,
         ..MallInfo2::default()
     }
 }

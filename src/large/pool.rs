@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::config;
 use crate::large::bigcache;
-use crate::large::pool_region::{class_of, class_size, Links, Region, NUM_CLASSES};
+use crate::large::pool_region::{class_of, class_size, Links, Region, NUM_CLASSES, REGION};
 use crate::os::clock::now_ms;
 use crate::sync::SpinLock;
 use crate::thread::tls;
@@ -41,6 +41,9 @@ struct Lists {
     dirty: *mut Region,
     /// When this shard's next purge is due (u64::MAX: nothing waits).
     due: u64,
+    /// Regions mapped, and bytes of live runs in them (for mallinfo).
+    regions: usize,
+    live_bytes: usize,
 }
 
 // SAFETY: `lists` and the regions it leads to are only touched with `lock` held.
@@ -55,6 +58,8 @@ impl Shard {
                 empty: ptr::null_mut(),
                 dirty: ptr::null_mut(),
                 due: u64::MAX,
+                regions: 0,
+                live_bytes: 0,
             }),
         }
     }
@@ -111,6 +116,14 @@ pub fn usable(p: usize) -> Option<usize> {
         // SAFETY: the region's shard lock is held.
         let reg = unsafe { &*r };
         reg.live_run(p).map(|_| class_size(reg.class()))
+    })
+}
+
+/// Bytes of pool regions mapped, and of live blocks in them.
+pub fn footprint() -> (usize, usize) {
+    SHARD.iter().fold((0, 0), |(mapped, live), s| {
+        let (m, l) = s.footprint();
+        (mapped + m, live + l)
     })
 }
 
@@ -171,6 +184,9 @@ impl Shard {
             // SAFETY: regions in this shard's lists are live; the lock is held.
             let reg = unsafe { &mut *r };
             let block = reg.pop().unwrap_or((ptr::null_mut(), false));
+            if !block.0.is_null() {
+                l.live_bytes += class_size(c);
+            }
             if reg.is_full() {
                 unlink(&mut l.partial[c], r, list);
             }
@@ -188,6 +204,7 @@ impl Shard {
             };
             let was_full = reg.is_full();
             reg.push(i, now);
+            l.live_bytes -= class_size(reg.class());
             if reg.used == 0 {
                 if !was_full {
                     unlink(&mut l.partial[reg.class()], r, list);
@@ -203,6 +220,10 @@ impl Shard {
             }
             true
         })
+    }
+
+    fn footprint(&self) -> (usize, usize) {
+        self.with(|l| (l.regions * REGION, l.live_bytes))
     }
 
     fn purge(&self, now: u64, delay: u64, force: bool) -> bool {
@@ -247,6 +268,7 @@ impl Lists {
             if r.is_null() {
                 return r;
             }
+            self.regions += 1;
         } else {
             unlink(&mut self.empty, r, list);
         }
@@ -276,6 +298,7 @@ impl Lists {
                 }
                 // SAFETY: empty, and now in no list.
                 unsafe { Region::destroy(r) };
+                self.regions -= 1;
                 released = true;
             } else {
                 due = due.min(ripe_at);
@@ -381,6 +404,9 @@ mod tests {
                 p
             })
             .collect();
+        let (mapped, live) = shard.footprint();
+        assert_eq!(live, 40 * size);
+        assert!(mapped >= live && mapped % REGION == 0);
         for (i, &p) in blocks.iter().enumerate() {
             // SAFETY: as above; nobody else wrote these runs.
             assert_eq!(unsafe { *p.add(size - 1) }, i as u8 + 1);
@@ -390,6 +416,7 @@ mod tests {
             assert!(free_in(&shard, p, 1000));
         }
         assert!(!free_in(&shard, blocks[0], 1000), "double free");
+        assert_eq!(shard.footprint().1, 0);
         let (q, zero) = shard.alloc(0, c);
         assert_eq!(q, blocks[39], "the last freed run comes back first");
         assert!(!zero);
@@ -403,6 +430,7 @@ mod tests {
         // SAFETY: the lock is not held elsewhere; the test owns the shard.
         let lists = unsafe { &*shard.lists.get() };
         assert!(lists.empty.is_null() && lists.dirty.is_null() && lists.due == u64::MAX);
+        assert_eq!(shard.footprint(), (0, 0), "no region left mapped");
     }
 
     #[test]

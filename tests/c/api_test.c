@@ -953,6 +953,29 @@ static void test_invalid_pointers(void)
         munmap(page, page_size);
 }
 
+/* mallinfo2 counts what hakmem serves in every tier above the slabs: a
+ * pool block (32 KiB-1 MiB) in `arena`, a big block in `hblkhd`, both in
+ * `uordblks` while live. */
+static void test_mallinfo(void)
+{
+    static const size_t SIZES[] = {300 * KiB, 5 * MiB};
+    for (size_t i = 0; i < sizeof SIZES / sizeof SIZES[0]; i++) {
+        size_t n = SIZES[i];
+        struct mallinfo2 before = mallinfo2();
+        unsigned char *p = v_malloc(n);
+        if (!CHECK(p != NULL, "malloc(%zu)", n))
+            continue;
+        p[0] = p[n - 1] = 1;
+        struct mallinfo2 live = mallinfo2();
+        CHECK(live.uordblks >= before.uordblks + n, "mallinfo2 after malloc(%zu): uordblks %zu -> %zu",
+              n, before.uordblks, live.uordblks);
+        CHECK(live.arena + live.hblkhd >= live.uordblks,
+              "mallinfo2 after malloc(%zu): arena %zu + hblkhd %zu < uordblks %zu", n, live.arena,
+              live.hblkhd, live.uordblks);
+        v_free(p);
+    }
+}
+
 int main(void)
 {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -979,8 +1002,10 @@ int main(void)
     test_bad_alignment();
     test_free();
     test_aliases();
-    if (hakmem_mode)
+    if (hakmem_mode) {
         test_invalid_pointers();
+        test_mallinfo();
+    }
 
     printf("api_test: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
