@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn blocks_are_distinct_sized_and_reused_across_tiers() {
         let sizes = [0usize, 1, 8, 16, 17, 100, 1024, 4000, 32768, 40000, 1 << 20, 5 << 20];
-        let mut live = Vec::new();
+        let mut live = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
         let mut seen = HashSet::new();
         for round in 0..50u8 {
             for &s in &sizes {

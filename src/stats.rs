@@ -213,7 +213,7 @@ mod tests {
         let mut buf = [0u8; 4096];
         // SAFETY: buf is writable for its length.
         let n = unsafe { libc::read(fds[0], buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-        let text = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
+        let text = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned(); // alloc-ok: unit test (cfg(test)), on the system allocator
         assert!(text.starts_with("hakmem: stats: pid="), "{text}");
         assert!(text.contains(" peak_rss_kib="), "{text}");
         // SAFETY: closing descriptors we own.

@@ -215,10 +215,10 @@ mod tests {
 
     #[test]
     fn carves_every_block_once_then_reuses_freed_ones() {
-        let mut mem = vec![0u64; 65536 / 8];
+        let mut mem = vec![0u64; 65536 / 8]; // alloc-ok: unit test (cfg(test)), on the system allocator
         let mut s = slab_over(&mut mem, 48);
         let total = 65536 / 48;
-        let mut out = vec![ptr::null_mut(); total + 10];
+        let mut out = vec![ptr::null_mut(); total + 10]; // alloc-ok: unit test (cfg(test)), on the system allocator
         assert_eq!(s.take(out.as_mut_ptr(), total + 10), total);
         assert_eq!(s.used as usize, total);
         let distinct: HashSet<_> = out[..total].iter().collect();
@@ -234,7 +234,7 @@ mod tests {
 
     #[test]
     fn remote_frees_come_back_whole_and_counted() {
-        let mut mem = vec![0u64; 65536 / 8];
+        let mut mem = vec![0u64; 65536 / 8]; // alloc-ok: unit test (cfg(test)), on the system allocator
         let mut s = slab_over(&mut mem, 64);
         let mut out = [ptr::null_mut(); 8];
         assert_eq!(s.take(out.as_mut_ptr(), 8), 8);
@@ -254,10 +254,10 @@ mod tests {
 
     #[test]
     fn concurrent_remote_pushes_lose_nothing() {
-        let mut mem = vec![0u64; 65536 / 8];
+        let mut mem = vec![0u64; 65536 / 8]; // alloc-ok: unit test (cfg(test)), on the system allocator
         let mut s = slab_over(&mut mem, 16);
         let n = 4096;
-        let mut out = vec![ptr::null_mut(); n];
+        let mut out = vec![ptr::null_mut(); n]; // alloc-ok: unit test (cfg(test)), on the system allocator
         assert_eq!(s.take(out.as_mut_ptr(), n), n);
         let addrs: Vec<usize> = out.iter().map(|&p| p as usize).collect();
         let slab = &s as *const Slab as usize;

@@ -167,7 +167,7 @@ mod tests {
 
     fn boxed() -> Box<SuperSlab> {
         // SAFETY: all-zero is a valid SuperSlab before init.
-        let mut ss: Box<SuperSlab> = unsafe { Box::new(core::mem::zeroed()) };
+        let mut ss: Box<SuperSlab> = unsafe { Box::new(core::mem::zeroed()) }; // alloc-ok: unit test (cfg(test)), on the system allocator
         ss.init();
         ss
     }
