@@ -9,7 +9,7 @@ use crate::diag;
 use crate::large;
 use crate::os::pagemap;
 use crate::slab::size_class::{
-    class_of, small_lut_index, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, NUM_CLASSES, SMALL_LIMIT,
+    class_of, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, NUM_CLASSES, SMALL_BIN_WORD, SMALL_LIMIT,
 };
 use crate::slab::{registry, superslab};
 use crate::thread::cache::{Bin, BIN_STRIDE};
@@ -23,11 +23,9 @@ use crate::thread::tls::{self, BUSY, NEW};
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_LIMIT {
-        let heap = tls::heap();
-        // SAFETY: every heap (the sentinel too) carries the table; the index
-        // of a size up to SMALL_LIMIT is within it.
-        let word = unsafe { *(*heap).size_lut.get_unchecked(small_lut_index(size)) };
-        return malloc_bin(heap, word as usize);
+        // SAFETY: the table has an entry for every size up to SMALL_LIMIT.
+        let word = unsafe { *SMALL_BIN_WORD.get_unchecked(size) };
+        return malloc_bin(tls::heap(), word as usize);
     }
     malloc_above_small_limit(size)
 }

@@ -49,37 +49,32 @@ pub const BIN_WORDS_PER_CLASS: usize = 4;
 const _: () = assert!(BIN_WORDS_PER_CLASS * 8 == crate::thread::cache::BIN_STRIDE);
 
 /// Entries of SMALL_BIN_WORD.
-pub const SMALL_LUT_LEN: usize = SMALL_LIMIT / 8 + 1;
+pub const SMALL_LUT_LEN: usize = SMALL_LIMIT + 1;
 
-/// For sizes 0..=SMALL_LIMIT, indexed by (size + 7) / 8: the smallest
-/// class's bin offset in words (class * BIN_WORDS_PER_CLASS). Every heap
-/// carries a copy (`Heap::size_lut`) so malloc reaches both with one base.
-pub const SMALL_BIN_WORD: [u8; SMALL_LUT_LEN] = {
+/// For sizes 0..=SMALL_LIMIT, indexed by the size itself (no scaling on
+/// malloc's path): the smallest class's bin offset in words (class *
+/// BIN_WORDS_PER_CLASS). A static, not a copy in each heap: its load then
+/// does not wait for the heap pointer's, one load less in the chain that
+/// ends in malloc's result.
+pub static SMALL_BIN_WORD: [u8; SMALL_LUT_LEN] = {
     let mut t = [0u8; SMALL_LUT_LEN];
-    let mut i = 0;
-    while i < t.len() {
-        let size = i * 8;
+    let mut size = 0;
+    while size < t.len() {
         let mut c = 0;
         while class_size_of(c) < size {
             c += 1;
         }
-        t[i] = (c * BIN_WORDS_PER_CLASS) as u8;
-        i += 1;
+        t[size] = (c * BIN_WORDS_PER_CLASS) as u8;
+        size += 1;
     }
     t
 };
-
-/// The index into SMALL_BIN_WORD for `size` (at most SMALL_LIMIT).
-#[inline(always)]
-pub fn small_lut_index(size: usize) -> usize {
-    (size + 7) >> 3
-}
 
 /// The class serving `size` (which must be at most MAX_SMALL).
 #[inline(always)]
 pub fn class_of(size: usize) -> usize {
     if size <= SMALL_LIMIT {
-        SMALL_BIN_WORD[small_lut_index(size)] as usize / BIN_WORDS_PER_CLASS
+        SMALL_BIN_WORD[size] as usize / BIN_WORDS_PER_CLASS
     } else {
         let s = size - 1;
         let w = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 10
@@ -122,7 +117,14 @@ pub const fn block_magic(c: usize) -> u64 {
 /// size whose magic is `magic`. A magic of 0 answers no for every offset.
 #[inline(always)]
 pub fn is_block_start(magic: u64, offset: u32) -> bool {
-    (offset as u64).wrapping_mul(magic) < magic
+    is_scaled_block_start(magic, (offset as u64).wrapping_mul(magic))
+}
+
+/// `is_block_start` given `offset * magic` (wrapping), which a caller may
+/// have computed as `address * magic - start * magic`.
+#[inline(always)]
+pub fn is_scaled_block_start(magic: u64, scaled: u64) -> bool {
+    scaled < magic
 }
 
 #[cfg(test)]

@@ -1,23 +1,28 @@
 //! The thread cache: per size class, an array stack of free blocks. malloc
-//! pops, free pushes; both are a compare and a load or store when they hit.
+//! pops, free pushes; both are a test and a few loads and stores when they
+//! hit.
 //! Capacity adapts per class: a class that keeps missing or overflowing
 //! doubles its room (up to a byte budget), one that stays idle gives it back.
 
 use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
 
-/// A stack of free blocks held as three pointers into its slot array, so
-/// that pop and push are a compare and a load or store each: `top` is the
-/// next free slot, `base` the array's start, `limit` is `base + capacity`.
-/// All three null (the sentinel's bins, and the fast bins of a heap in
-/// checked mode) make every pop and every push miss.
+/// A stack of free blocks whose newest block sits in the bin itself, so
+/// that malloc's result is one load from the bin, not a load of the slot
+/// address and then of the slot.
+///
+/// With `n` blocks e1..en cached: `head` is en (null when n = 0), slots
+/// `base[1]..base[n-1]` hold e1..e(n-1), and `top` is `base + (n - 1)`, one below
+/// `base` when the bin is empty (only ever compared, never read there).
+/// `base[0]` is always null, so the pop that empties the bin loads null into
+/// `head` with no test. `limit` is `base + cap - 1`: push finds the bin full
+/// when `top` reaches it. All four null (the sentinel's bins, and the fast
+/// bins of a heap in checked mode) make every pop and every push miss.
 #[repr(C)]
 pub struct Bin {
+    head: *mut u8,
     top: *mut *mut u8,
     base: *mut *mut u8,
     limit: *mut *mut u8,
-    /// Pads a bin to 32 bytes: a bin's offset in the heap is then the class
-    /// times 32, which the fast paths get with a scaled index.
-    _pad: usize,
 }
 
 /// Size of a bin: class `c`'s bin is at byte `c * BIN_STRIDE` of the heap.
@@ -26,30 +31,35 @@ const _: () = assert!(core::mem::size_of::<Bin>() == BIN_STRIDE);
 
 impl Bin {
     pub const EMPTY: Bin = Bin {
+        head: core::ptr::null_mut(),
         top: core::ptr::null_mut(),
         base: core::ptr::null_mut(),
         limit: core::ptr::null_mut(),
-        _pad: 0,
     };
 
-    /// An empty bin over `slots` with room for `cap` blocks.
+    /// An empty bin over `slots` (`cap + 1` entries, the first kept null)
+    /// with room for `cap` blocks (at least 1).
     pub fn new(slots: *mut *mut u8, cap: usize) -> Bin {
-        // SAFETY: the caller's slot array has at least `cap` entries.
-        let limit = unsafe { slots.add(cap) };
-        Bin { top: slots, base: slots, limit, _pad: 0 }
+        debug_assert!(cap >= 1);
+        // SAFETY: the caller's slot array has cap + 1 entries.
+        unsafe { *slots = core::ptr::null_mut() };
+        let mut b = Bin { head: core::ptr::null_mut(), top: slots.wrapping_sub(1), base: slots, limit: slots };
+        b.set_cap(cap);
+        b
     }
 
     /// The most recently pushed block, if any.
     #[inline(always)]
     pub fn pop(&mut self) -> Option<*mut u8> {
-        if self.top == self.base {
+        let p = self.head;
+        if p.is_null() {
             return None;
         }
-        // SAFETY: base < top, so top - 1 is a filled slot of the array.
-        unsafe {
-            self.top = self.top.sub(1);
-            Some(*self.top)
-        }
+        // SAFETY: a block in head means n >= 1, so top is within
+        // base[0..n-1] (base[0] being the null that ends the stack).
+        unsafe { self.head = *self.top };
+        self.top = self.top.wrapping_sub(1);
+        Some(p)
     }
 
     /// Keeps `p`; false (and nothing kept) when the bin is full.
@@ -58,43 +68,66 @@ impl Bin {
         if self.top >= self.limit {
             return false;
         }
-        // SAFETY: top < limit, within the slot array.
-        unsafe {
-            *self.top = p;
-            self.top = self.top.add(1);
-        }
+        self.top = self.top.wrapping_add(1);
+        // SAFETY: top was below limit = base + cap - 1, so the new top is at
+        // most base + cap - 1, within the cap + 1 slots; when the bin was
+        // empty it is base[0], which gets head's null back.
+        unsafe { *self.top = self.head };
+        self.head = p;
         true
     }
 
-    /// The slot array: blocks `0..count()`, oldest first.
-    pub fn slots(&self) -> *mut *mut u8 {
-        self.base
-    }
-
     pub fn count(&self) -> usize {
-        // SAFETY: top and base point into the same slot array (or are both null).
-        unsafe { self.top.offset_from(self.base) as usize }
+        if self.head.is_null() {
+            0
+        } else {
+            (self.top as usize - self.base as usize) / SLOT + 1
+        }
     }
 
     pub fn cap(&self) -> usize {
-        // SAFETY: as for count.
-        unsafe { self.limit.offset_from(self.base) as usize }
+        if self.base.is_null() {
+            0
+        } else {
+            (self.limit as usize - self.base as usize) / SLOT + 1
+        }
     }
 
-    /// Says the first `n` slots hold blocks (`n <= cap()`).
-    pub fn set_count(&mut self, n: usize) {
-        debug_assert!(n <= self.cap());
-        // SAFETY: n <= cap, within the slot array.
-        self.top = unsafe { self.base.add(n) };
-    }
-
-    /// Changes the capacity (`count() <= cap <= ` the array's length).
+    /// Changes the capacity (`count() <= cap <=` the array's length - 1).
     pub fn set_cap(&mut self, cap: usize) {
-        debug_assert!(self.count() <= cap);
-        // SAFETY: the caller keeps cap within the slot array.
-        self.limit = unsafe { self.base.add(cap) };
+        debug_assert!(cap >= 1 && self.count() <= cap);
+        self.limit = self.base.wrapping_add(cap - 1);
+    }
+
+    /// Lays the cached blocks out in a plain array for the slow paths:
+    /// returns it and how many blocks it holds, oldest first. The bin reads
+    /// as empty until `settle`; nothing may push to it in between.
+    pub fn spill(&mut self) -> (*mut *mut u8, usize) {
+        let n = self.count();
+        if n > 0 {
+            // SAFETY: n <= cap, so base[n] is within the cap + 1 slots.
+            unsafe { *self.base.add(n) = self.head };
+            self.head = core::ptr::null_mut();
+        }
+        self.top = self.base.wrapping_sub(1);
+        (self.base.wrapping_add(1), n)
+    }
+
+    /// Takes back the first `n` blocks of the array `spill` returned.
+    pub fn settle(&mut self, n: usize) {
+        debug_assert!(n <= self.cap());
+        if n == 0 {
+            self.head = core::ptr::null_mut();
+            self.top = self.base.wrapping_sub(1);
+        } else {
+            // SAFETY: base[n] is within the array and holds block n.
+            self.head = unsafe { *self.base.add(n) };
+            self.top = self.base.wrapping_add(n - 1);
+        }
     }
 }
+
+const SLOT: usize = core::mem::size_of::<*mut u8>();
 
 /// Bytes of blocks one class may keep cached at most.
 const BIN_BYTES: usize = 256 * 1024;
@@ -133,7 +166,7 @@ const fn build_offsets() -> ([usize; NUM_CLASSES], usize) {
     let mut c = 0;
     while c < NUM_CLASSES {
         t[c] = at;
-        at += max_cap_of(c);
+        at += max_cap_of(c) + 1; // and the null below the stack
         c += 1;
     }
     (t, at)
@@ -159,7 +192,7 @@ mod tests {
 
     #[test]
     fn bins_are_stacks_with_a_hard_capacity() {
-        let mut store = [core::ptr::null_mut::<u8>(); 4];
+        let mut store = [7 as *mut u8; 5];
         let mut b = Bin::new(store.as_mut_ptr(), 2);
         assert_eq!(b.pop(), None);
         assert!(b.push(1 as *mut u8));
@@ -169,9 +202,35 @@ mod tests {
         assert_eq!(b.pop(), Some(2 as *mut u8));
         assert_eq!(b.pop(), Some(1 as *mut u8));
         assert_eq!(b.pop(), None);
+        assert_eq!(b.count(), 0);
+    }
+
+    #[test]
+    fn spill_and_settle_round_trip_in_age_order() {
+        let mut store = [core::ptr::null_mut::<u8>(); 5];
+        let mut b = Bin::new(store.as_mut_ptr(), 2);
         b.set_cap(4);
-        b.set_count(3);
-        assert_eq!(b.pop(), Some(store[2]));
+        for i in 1..=3 {
+            assert!(b.push(i as *mut u8));
+        }
+        let (slots, n) = b.spill();
+        assert_eq!(n, 3);
+        assert_eq!(b.pop(), None);
+        // SAFETY: spill laid out n blocks from slots.
+        let got: [usize; 3] = core::array::from_fn(|i| unsafe { *slots.add(i) } as usize);
+        assert_eq!(got, [1, 2, 3]);
+        // SAFETY: as above; the caller may rewrite the array before settling.
+        unsafe { *slots.add(1) = 9 as *mut u8 };
+        b.settle(2);
+        assert_eq!(b.count(), 2);
+        assert_eq!(b.pop(), Some(9 as *mut u8));
+        assert_eq!(b.pop(), Some(1 as *mut u8));
+        assert_eq!(b.pop(), None);
+        let (_, n) = b.spill();
+        assert_eq!(n, 0);
+        b.settle(0);
+        assert!(b.push(4 as *mut u8));
+        assert_eq!(b.pop(), Some(4 as *mut u8));
     }
 
     #[test]
@@ -189,6 +248,6 @@ mod tests {
             assert!(MAX_CAP[c] as usize <= MAX_SLOTS);
             assert!(start_cap(c) <= MAX_CAP[c] as usize && min_cap(c) <= MAX_CAP[c] as usize);
         }
-        assert_eq!(SLOT_OFFSET[1], MAX_CAP[0] as usize);
+        assert_eq!(SLOT_OFFSET[1], MAX_CAP[0] as usize + 1);
     }
 }

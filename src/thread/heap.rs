@@ -8,7 +8,7 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 
 use crate::slab::registry;
-use crate::slab::size_class::{NUM_CLASSES, SMALL_BIN_WORD, SMALL_LUT_LEN};
+use crate::slab::size_class::NUM_CLASSES;
 use crate::slab::slab::{Block, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
 use crate::slab::superslab;
 use crate::stats::{self, Counter};
@@ -34,9 +34,6 @@ pub struct Heap {
     /// The bins the fast paths use. In checked mode they stay empty with no
     /// room, so every malloc and free takes the slow path.
     pub bins: [Bin; NUM_CLASSES],
-    /// `size_class::SMALL_BIN_WORD`, here so that malloc finds the table and
-    /// the bins through the one heap pointer it loads anyway.
-    pub size_lut: [u8; SMALL_LUT_LEN],
     pub lists: [Lists; NUM_CLASSES],
     /// Checked mode (statistics or hardening on): the bins in use.
     checked_bins: [Bin; NUM_CLASSES],
@@ -61,7 +58,6 @@ const TICK_EVENTS: u32 = 4096;
 impl Heap {
     pub const EMPTY: Heap = Heap {
         bins: [Bin::EMPTY; NUM_CLASSES],
-        size_lut: SMALL_BIN_WORD,
         lists: [Lists::EMPTY; NUM_CLASSES],
         checked_bins: [Bin::EMPTY; NUM_CLASSES],
         checked: false,
@@ -79,7 +75,6 @@ impl Heap {
         self.checked = checked;
         self.counting = counting;
         self.mark_key = mark_key;
-        self.size_lut = SMALL_BIN_WORD;
         for c in 0..NUM_CLASSES {
             // SAFETY: the slot area holds TOTAL_SLOTS entries.
             let bin = Bin::new(unsafe { slots.add(SLOT_OFFSET[c]) }, start_cap(c));
@@ -127,16 +122,15 @@ impl Heap {
     pub fn refill(&mut self, c: usize) -> *mut u8 {
         self.note_event(c, true);
         let want = (self.bin(c).cap() / 2).max(1);
-        let slots = self.bin(c).slots();
+        let (slots, _) = self.bin(c).spill(); // empty: this is a miss
         let got = self.fill(c, slots, want);
         if got == 0 {
             return ptr::null_mut();
         }
         stats::add(Counter::SlabBlocks, got as u64);
-        let bin = self.bin(c);
-        bin.set_count(got - 1);
+        self.bin(c).settle(got - 1);
         // SAFETY: got > 0 blocks were written to the slots; the last is handed out.
-        unsafe { *bin.slots().add(got - 1) }
+        unsafe { *slots.add(got - 1) }
     }
 
     /// Cache overflow for class `c`: gives the older half back, then keeps `p`.
@@ -217,8 +211,7 @@ impl Heap {
 
     /// Gives the oldest `n` cached blocks of class `c` back to their slabs.
     pub fn flush(&mut self, c: usize, n: usize) {
-        let bin = self.bin(c);
-        let (slots, count) = (bin.slots(), bin.count());
+        let (slots, count) = self.bin(c).spill();
         let n = n.min(count);
         let mut chain = RemoteChain::new();
         for i in 0..n {
@@ -229,7 +222,7 @@ impl Heap {
         chain.push();
         // SAFETY: both ranges lie within the slot array; copy handles overlap.
         unsafe { ptr::copy(slots.add(n), slots, count - n) };
-        self.bin(c).set_count(count - n);
+        self.bin(c).settle(count - n);
     }
 
     /// Gives every cached block back to its slab (malloc_trim); true if the
