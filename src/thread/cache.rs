@@ -37,12 +37,13 @@ impl Bin {
         limit: core::ptr::null_mut(),
     };
 
-    /// An empty bin over `slots` (`cap + 1` entries, the first kept null)
-    /// with room for `cap` blocks (at least 1).
+    /// An empty bin over `slots` (`cap + 1` entries, the first null: slot
+    /// areas are fresh zeroed mappings, and nothing writes to untouched
+    /// pages here, which would make a new heap's slot area resident) with
+    /// room for `cap` blocks (at least 1).
     pub fn new(slots: *mut *mut u8, cap: usize) -> Bin {
-        debug_assert!(cap >= 1);
         // SAFETY: the caller's slot array has cap + 1 entries.
-        unsafe { *slots = core::ptr::null_mut() };
+        debug_assert!(cap >= 1 && unsafe { (*slots).is_null() });
         let mut b = Bin { head: core::ptr::null_mut(), top: slots.wrapping_sub(1), base: slots, limit: slots };
         b.set_cap(cap);
         b
@@ -192,7 +193,7 @@ mod tests {
 
     #[test]
     fn bins_are_stacks_with_a_hard_capacity() {
-        let mut store = [7 as *mut u8; 5];
+        let mut store = [core::ptr::null_mut::<u8>(); 5];
         let mut b = Bin::new(store.as_mut_ptr(), 2);
         assert_eq!(b.pop(), None);
         assert!(b.push(1 as *mut u8));
