@@ -30,7 +30,7 @@ test: lib c-programs test-rust test-c
 # the remote-free list (its own target dir: the crate built with --cfg loom).
 test-rust:
 	cargo test --release
-	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p hakmem --release --lib loom
 
 include tests/tests.mk
 include bench-c/bench.mk

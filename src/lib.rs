@@ -13,6 +13,8 @@
 //!
 //! Nothing reachable from malloc allocates through Rust or libc.
 
+#![cfg_attr(not(test), no_std)]
+
 pub mod alloc;
 pub mod api;
 pub mod bootstrap;
