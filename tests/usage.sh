@@ -31,6 +31,12 @@ c++ -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude -x c++ -o "$TMP/h_cxx" 
 LD_LIBRARY_PATH=target/release "$TMP/h_cxx" || fail "the header test program failed"
 pass "include/hakmem.h compiles as C11, GNU11 and C++11 and links"
 
+# No language runtime comes along: a build with Rust's std needed libgcc_s
+# and carried sixteen times the code.
+needed=$(readelf -d target/release/libhakmem.so | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+[[ "$needed" == "libc.so.6 " ]] || fail "libhakmem.so needs more than libc.so.6: $needed"
+pass "libhakmem.so needs only libc.so.6"
+
 # make install into a fresh prefix, then build with pkg-config and run without LD_PRELOAD.
 make --no-print-directory install PREFIX="$TMP/prefix" >/dev/null
 for f in lib/libhakmem.so include/hakmem.h lib/pkgconfig/hakmem.pc bin/hakmem; do
