@@ -375,16 +375,9 @@ fn unlink(head: &mut *mut Region, r: *mut Region, links: fn(&mut Region) -> &mut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::os::{pagemap, PAGE};
+    use crate::os::{pagemap, resident_pages, PAGE};
 
     /// Pages of `p..p+len` resident now.
-    fn resident(p: *mut u8, len: usize) -> usize {
-        let mut vec = vec![0u8; len.div_ceil(PAGE)];
-        // SAFETY: p is page-aligned and mapped; vec has a byte per page.
-        assert_eq!(unsafe { libc::mincore(p as *mut libc::c_void, len, vec.as_mut_ptr()) }, 0);
-        vec.iter().filter(|&&b| b & 1 != 0).count()
-    }
-
     fn free_in(shard: &Shard, p: *mut u8, now: u64) -> bool {
         shard.free(Region::of(p as usize), p as usize, now)
     }
@@ -422,7 +415,7 @@ mod tests {
         assert!(!zero);
         assert!(free_in(&shard, q, 1000));
         assert!(!shard.purge(1099, 100, false));
-        assert!(resident(q, size) > 0);
+        assert!(resident_pages(q, size) > 0);
         assert!(shard.purge(1100, 100, false));
         for &p in &blocks {
             assert_eq!(pagemap::kind(p as usize), pagemap::NONE, "regions unmapped");
@@ -445,8 +438,8 @@ mod tests {
         }
         assert!(free_in(&shard, runs[1], 0));
         assert!(shard.purge(100, 100, false));
-        assert_eq!(resident(runs[1], size), 0);
-        assert_eq!(resident(runs[0], size), size / PAGE);
+        assert_eq!(resident_pages(runs[1], size), 0);
+        assert_eq!(resident_pages(runs[0], size), size / PAGE);
         assert_eq!(pagemap::kind(runs[0] as usize), pagemap::POOL);
         assert_eq!(shard.alloc(0, c), (runs[1], true), "a purged run reads as zero");
         for &p in &runs {

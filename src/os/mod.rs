@@ -100,6 +100,19 @@ pub fn decommit(p: *mut u8, size: usize) {
     }
 }
 
+/// Test helper: how many pages of `p..p + len` are resident (an unmapped
+/// page counts as not resident). `p` is page-aligned.
+#[cfg(test)]
+pub fn resident_pages(p: *mut u8, len: usize) -> usize {
+    let mut vec = vec![0u8; len.div_ceil(PAGE)]; // alloc-ok: unit test (cfg(test)), on the system allocator
+    // SAFETY: mincore only reads the page tables; vec has a byte per page.
+    let r = unsafe { libc::mincore(p as *mut libc::c_void, len, vec.as_mut_ptr()) };
+    if r != 0 {
+        return 0;
+    }
+    vec.iter().filter(|&&b| b & 1 != 0).count()
+}
+
 /// Extends the mapping at `p` from `old` to `new` bytes where it is, if the
 /// address space after it is free.
 pub fn grow_in_place(p: *mut u8, old: usize, new: usize) -> bool {

@@ -351,14 +351,6 @@ pub fn unlock_after_fork() {
 mod tests {
     use super::*;
 
-    /// Whether the page at `p` is resident (an unmapped page is not).
-    fn resident(p: *mut u8) -> bool {
-        let mut v = 0u8;
-        // SAFETY: mincore only reads the page tables; v has room for one page.
-        let r = unsafe { libc::mincore(p as *mut libc::c_void, os::PAGE, &mut v) };
-        r == 0 && v & 1 == 1
-    }
-
     #[test]
     fn released_slabs_leave_memory_after_a_purge() {
         let slab = alloc_slab(12);
@@ -366,7 +358,7 @@ mod tests {
         // SAFETY: the slab is ours; its first unit is mapped memory we may write.
         let start = unsafe { (*slab).start };
         unsafe { ptr::write_bytes(start, 0xab, 1 << UNIT_SHIFT) };
-        assert!(resident(start));
+        assert_eq!(os::resident_pages(start, os::PAGE), 1);
         let ss = superslab::of(start as usize);
         let unit = (start as usize - ss as usize) >> UNIT_SHIFT;
         free_slab(slab);
@@ -376,6 +368,6 @@ mod tests {
         let reused = pagemap::kind(ss as usize) == pagemap::SUPERSLAB
             // SAFETY: the page map says the SuperSlab is still mapped.
             && unsafe { (*ss).used_units } & (1 << unit) != 0;
-        assert!(reused || !resident(start));
+        assert!(reused || os::resident_pages(start, os::PAGE) == 0);
     }
 }
