@@ -8,7 +8,7 @@
 //! back to the kernel (`purge`, run on allocator activity).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::config;
 use crate::large::big_pages::unmap_range;
@@ -45,15 +45,22 @@ static CACHE: Cache = Cache {
 /// When the oldest range's purge delay runs out; u64::MAX when empty.
 static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
 
+/// `State::bytes` as of the last change, readable without the lock: the
+/// big realloc paths ask "is anything cached?" before taking it.
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+
 fn with<T>(f: impl FnOnce(&mut State) -> T) -> T {
     let _g = CACHE.lock.lock();
     // SAFETY: the cache lock is held.
-    f(unsafe { &mut *CACHE.state.get() })
+    let st = unsafe { &mut *CACHE.state.get() };
+    let r = f(st);
+    BYTES.store(st.bytes, Ordering::Relaxed);
+    r
 }
 
-/// Bytes cached now.
+/// Bytes cached (a moment ago: another thread may be changing it).
 pub fn cached_bytes() -> usize {
-    with(|st| st.bytes)
+    BYTES.load(Ordering::Relaxed)
 }
 
 /// Ranges cached now.
