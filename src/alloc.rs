@@ -279,7 +279,7 @@ mod tests {
     fn blocks_are_distinct_sized_and_reused_across_tiers() {
         let sizes = [0usize, 1, 8, 16, 17, 100, 1024, 4000, 32768, 40000, 1 << 20, 5 << 20];
         let mut live = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
         for round in 0..50u8 {
             for &s in &sizes {
                 let p = malloc(s);
@@ -361,7 +361,7 @@ mod tests {
                         fill(p, 48, (t * 31 + i) as u8);
                         (p as usize, (t * 31 + i) as u8)
                     })
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>() // alloc-ok: unit test (cfg(test)), on the system allocator
                 })
             })
             .collect();

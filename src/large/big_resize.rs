@@ -200,7 +200,7 @@ mod tests {
             rng ^= rng << 17;
             (rng % n as u64) as usize
         };
-        let mut live: Vec<(*mut u8, usize, u8)> = Vec::new();
+        let mut live: Vec<(*mut u8, usize, u8)> = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
         let mut most_pieces = 1;
         for step in 0..600u32 {
             let size = MIB + next(24 * MIB);

@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn the_budget_pushes_out_the_oldest_and_the_delay_purges() {
         let mut st = State::new();
-        let mut ranges = Vec::new();
+        let mut ranges = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
         for t in 0..(BUDGET / (16 * MIB)) as u64 + 1 {
             let r = Range { freed_at: t, ..mapped(16 * MIB) };
             assert!(st.put(r));

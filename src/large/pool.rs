@@ -454,7 +454,7 @@ mod tests {
         let handles: Vec<_> = (0..4u8)
             .map(|t| {
                 std::thread::spawn(move || {
-                    let mut mine = Vec::new();
+                    let mut mine = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
                     for i in 0..400usize {
                         let size = 33 * 1024 + (i * 7919 + t as usize * 104729) % (MAX_SIZE - 33 * 1024);
                         let (p, _) = alloc(size);

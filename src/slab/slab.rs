@@ -274,7 +274,7 @@ mod tests {
         });
         assert!(s.collect_remote());
         assert_eq!(s.used, 0);
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
         let mut b = s.free;
         while !b.is_null() {
             assert!(seen.insert(b as usize));
@@ -294,9 +294,9 @@ mod loom_tests {
     #[test]
     fn loom_remote_pushes_and_collects_lose_nothing() {
         loom::model(|| {
-            let mem: &'static mut [u64] = Box::leak(vec![0u64; 8].into_boxed_slice());
+            let mem: &'static mut [u64] = Box::leak(vec![0u64; 8].into_boxed_slice()); // alloc-ok: loom test (cfg(loom)), on the system allocator
             let start = mem.as_mut_ptr() as *mut u8;
-            let slab = Box::leak(Box::new(Slab {
+            let slab = Box::leak(Box::new(Slab { // alloc-ok: loom test (cfg(loom)), on the system allocator
                 free: ptr::null_mut(),
                 remote: AtomicPtr::new(ptr::null_mut()),
                 owner: AtomicPtr::new(ptr::null_mut()),
@@ -339,7 +339,7 @@ mod loom_tests {
             assert_eq!(s.take(got.as_mut_ptr(), 3), 3);
             let mut got: Vec<usize> = got[..3].iter().map(|&p| p as usize).collect();
             got.sort();
-            let mut want = vec![b0, b1, b2];
+            let mut want = vec![b0, b1, b2]; // alloc-ok: loom test (cfg(loom)), on the system allocator
             want.sort();
             assert_eq!(got, want);
         });
