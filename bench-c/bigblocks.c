@@ -56,9 +56,9 @@ int main(int argc, char **argv)
     uint64_t rng = rng_seed(seed, 0);
     double t0 = now_sec();
     for (uint64_t s = 0; s < steps; s++) {
-        size_t i = (size_t)(rng_next(&rng) % slots);
+        size_t i = (size_t)rng_below(&rng, slots);
         size_t n = rng_size(&rng, min, max);
-        if (table[i] != NULL && rng_next(&rng) % 3 == 0) {
+        if (table[i] != NULL && rng_below(&rng, 3) == 0) {
             unsigned char *q = realloc(table[i], n);
             if (q == NULL)
                 die_oom("realloc", n);

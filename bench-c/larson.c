@@ -64,7 +64,7 @@ static void *worker(void *arg)
         /* Checking the flag every 64 steps keeps it off the hot path. */
         if ((step & 63) == 0 && atomic_load_explicit(&g_stop, memory_order_relaxed))
             break;
-        size_t i = (size_t)(rng_next(&rng) % g_chunks);
+        size_t i = (size_t)rng_below(&rng, g_chunks);
         free(chunks[i]);
         size_t size = rng_size(&rng, g_min, g_max);
         void *p = malloc(size);

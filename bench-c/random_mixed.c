@@ -34,7 +34,7 @@ static void *run(void *arg)
     pthread_barrier_wait(&g_barrier); /* all threads start together */
     double start = now_sec();
     for (uint64_t step = 0; step < g_steps; step++) {
-        size_t i = (size_t)(rng_next(&rng) % g_slots);
+        size_t i = (size_t)rng_below(&rng, g_slots);
         free(table[i]);
         size_t size = rng_size(&rng, g_min, g_max);
         void *p = malloc(size);
