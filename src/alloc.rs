@@ -9,7 +9,7 @@ use crate::diag;
 use crate::large;
 use crate::os::pagemap;
 use crate::slab::size_class::{
-    class_of, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, NUM_CLASSES, SMALL_BIN_WORD, SMALL_LIMIT,
+    aligned_class_of, class_of, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, SMALL_BIN_WORD, SMALL_LIMIT,
 };
 use crate::slab::{registry, superslab};
 use crate::thread::cache::{Bin, BIN_STRIDE};
@@ -200,18 +200,10 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     if align <= 8 {
         return malloc(size);
     }
-    if size <= MAX_SMALL && align <= MAX_SMALL {
-        // Blocks of a class are aligned to its size's largest power-of-two
-        // factor (slabs start 64 KiB-aligned), so find a class it divides.
-        let mut c = class_of(size.max(align));
-        while c < NUM_CLASSES {
-            if CLASS_SIZE[c] as usize % align == 0 {
-                return malloc_class(c);
-            }
-            c += 1;
-        }
+    match aligned_class_of(align, size) {
+        Some(c) => malloc_class(c),
+        None => large::alloc(size, align).0,
     }
-    large::alloc(size, align).0
 }
 
 /// calloc without errno: n * size zeroed bytes; null on overflow or no memory.

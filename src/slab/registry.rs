@@ -356,7 +356,7 @@ mod tests {
         let slab = alloc_slab(12);
         assert!(!slab.is_null());
         // SAFETY: the slab is ours; its first unit is mapped memory we may write.
-        let start = unsafe { (*slab).start };
+        let start = (unsafe { (*slab).start } as usize & !((1 << UNIT_SHIFT) - 1)) as *mut u8;
         unsafe { ptr::write_bytes(start, 0xab, 1 << UNIT_SHIFT) };
         assert_eq!(os::resident_pages(start, os::PAGE), 1);
         let ss = superslab::of(start as usize);

@@ -4,10 +4,23 @@
 //! so malloc's result is 16-byte aligned whenever the block could hold a
 //! 16-byte-aligned type (compilers assume it of malloc).
 //!
+//! After those come the aligned classes, powers of two from 128 B to 32 KiB,
+//! for requests aligned to more than a cache line: slabs of the ordinary
+//! classes start at a per-slab offset (see `superslab`), so their blocks are
+//! only 64-byte aligned; slabs of the aligned classes start on their unit.
+//!
 //! Each class also has its slab span (64 KiB units) and a divisibility magic
 //! that lets `free` check "is this a block boundary?" with one multiply.
 
-pub const NUM_CLASSES: usize = 41;
+/// Classes that malloc's sizes map to.
+const SIZE_CLASSES: usize = 41;
+/// The first aligned class (128 bytes); class `ALIGNED_FIRST + k` holds
+/// `128 << k` bytes.
+const ALIGNED_FIRST: usize = SIZE_CLASSES;
+const ALIGNED_MIN: usize = 128;
+pub const NUM_CLASSES: usize = SIZE_CLASSES + 9;
+/// Blocks of ordinary classes are aligned to this much at least.
+pub const BLOCK_ALIGN: usize = 64;
 /// The largest size served from slabs; bigger blocks get their own mapping.
 pub const MAX_SMALL: usize = 32 * 1024;
 pub const UNIT_SHIFT: usize = 16;
@@ -16,7 +29,9 @@ pub const UNIT_SIZE: usize = 1 << UNIT_SHIFT;
 const MIN_BLOCKS_PER_SLAB: usize = 8;
 
 const fn class_size_of(c: usize) -> usize {
-    if c == 0 {
+    if c >= ALIGNED_FIRST {
+        ALIGNED_MIN << (c - ALIGNED_FIRST)
+    } else if c == 0 {
         8
     } else if c <= 8 {
         16 * c
@@ -82,6 +97,28 @@ pub fn class_of(size: usize) -> usize {
     }
 }
 
+/// Whether slabs of class `c` start at a per-slab offset (every class but
+/// the aligned ones).
+#[inline]
+pub fn is_colored(c: usize) -> bool {
+    c < ALIGNED_FIRST
+}
+
+/// The class for `size` bytes aligned to `align` (a power of two above 8),
+/// if a slab class can serve it.
+pub fn aligned_class_of(align: usize, size: usize) -> Option<usize> {
+    let need = size.max(align);
+    if need > MAX_SMALL {
+        return None;
+    }
+    if align <= BLOCK_ALIGN {
+        // The smallest class that fits and that the alignment divides.
+        return (class_of(need)..SIZE_CLASSES).find(|&c| CLASS_SIZE[c] as usize % align == 0);
+    }
+    let k = need.next_power_of_two().trailing_zeros() - ALIGNED_MIN.trailing_zeros();
+    Some(ALIGNED_FIRST + k as usize)
+}
+
 /// How many 64 KiB units a slab of class `c` spans.
 pub const fn units_for(c: usize) -> usize {
     let need = class_size_of(c) * MIN_BLOCKS_PER_SLAB;
@@ -133,10 +170,28 @@ mod tests {
 
     #[test]
     fn classes_grow_and_end_at_max_small() {
-        for c in 1..NUM_CLASSES {
+        for c in (1..SIZE_CLASSES).chain(ALIGNED_FIRST + 1..NUM_CLASSES) {
             assert!(CLASS_SIZE[c] > CLASS_SIZE[c - 1]);
         }
+        assert_eq!(CLASS_SIZE[SIZE_CLASSES - 1] as usize, MAX_SMALL);
         assert_eq!(CLASS_SIZE[NUM_CLASSES - 1] as usize, MAX_SMALL);
+    }
+
+    #[test]
+    fn aligned_requests_get_a_class_their_alignment_divides() {
+        for shift in 4..=15 {
+            let align = 1usize << shift;
+            for size in [1, align - 1, align, align + 16, 3 * align, MAX_SMALL] {
+                let Some(c) = aligned_class_of(align, size) else {
+                    assert!(size.max(align) > MAX_SMALL);
+                    continue;
+                };
+                let got = CLASS_SIZE[c] as usize;
+                assert!(got >= size && got % align == 0, "align {align} size {size}");
+                assert_eq!(is_colored(c), align <= BLOCK_ALIGN, "align {align} size {size}");
+            }
+        }
+        assert_eq!(aligned_class_of(64, MAX_SMALL + 1), None);
     }
 
     #[test]

@@ -74,8 +74,9 @@ pub struct Slab {
 }
 
 impl Slab {
-    /// Resets the slab to cover `units` units from `start` for `class`.
-    pub fn init(&mut self, start: *mut u8, class: usize, size: usize, units: usize) {
+    /// Resets the slab to hold `blocks` blocks of `class` from `start`, in
+    /// `units` units.
+    pub fn init(&mut self, start: *mut u8, class: usize, size: usize, units: usize, blocks: usize) {
         self.free = ptr::null_mut();
         self.remote = AtomicPtr::new(ptr::null_mut());
         self.owner = AtomicPtr::new(ptr::null_mut());
@@ -83,7 +84,7 @@ impl Slab {
         self.prev = ptr::null_mut();
         self.start = start;
         self.bump = 0;
-        self.end = ((units << crate::slab::size_class::UNIT_SHIFT) / size * size) as u32;
+        self.end = (blocks * size) as u32;
         self.used = 0;
         self.size = size as u32;
         self.class = class as u8;
@@ -198,6 +199,7 @@ impl Slab {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slab::size_class::UNIT_SIZE;
     use std::collections::HashSet;
 
     fn slab_over(mem: &mut [u64], size: usize) -> Slab {
@@ -209,7 +211,7 @@ mod tests {
         let mut s: Slab = unsafe { core::mem::zeroed() };
         let class = crate::slab::size_class::class_of(size);
         assert_eq!(crate::slab::size_class::CLASS_SIZE[class] as usize, size);
-        s.init(mem.as_mut_ptr() as *mut u8, class, size, 1);
+        s.init(mem.as_mut_ptr() as *mut u8, class, size, 1, UNIT_SIZE / size);
         s
     }
 

@@ -4,7 +4,7 @@
 //! slab and class without touching the slab's own metadata.
 
 use crate::os::pagemap::REGION_SIZE;
-use crate::slab::size_class::{block_magic, is_scaled_block_start, UNIT_SHIFT};
+use crate::slab::size_class::{block_magic, is_colored, is_scaled_block_start, BLOCK_ALIGN, UNIT_SHIFT};
 use crate::thread::cache::BIN_STRIDE;
 use crate::slab::slab::Slab;
 use core::ptr;
@@ -112,6 +112,33 @@ pub fn slab_of(a: usize) -> *mut Slab {
     unsafe { ptr::addr_of_mut!((*ss).slabs[start >> UNIT_SHIFT]) }
 }
 
+/// Where a slab's first block starts past the slab's first unit: a whole
+/// number of cache lines (BLOCK_ALIGN) that differs from slab to slab.
+/// Blocks of a class whose size is several lines with a large power-of-two
+/// factor (256, 512, 1024 bytes) sit at the same few offsets in every page,
+/// so their first lines fall in a few sets of each cache and evict each
+/// other; shifted slabs cover the other sets (ARCHITECTURE.md, "Slab
+/// colors"). The shift uses the slack past the last whole block, and may
+/// cost one block of a slab of 64 or more, never more. It stays below the
+/// block size, so no address in front of the first block is a boundary.
+fn color(base: usize, span: usize, size: usize) -> usize {
+    let blocks = span / size;
+    let mut room = span - blocks * size;
+    if blocks >= 64 {
+        room += size;
+    }
+    let colors = (room / BLOCK_ALIGN + 1).min(size / BLOCK_ALIGN).min(PAGE_LINES);
+    if colors <= 1 {
+        return 0;
+    }
+    // Neighbouring units and SuperSlabs get colors far apart.
+    let unit = (base >> UNIT_SHIFT) & (UNITS - 1);
+    (unit * 5 + (base >> 21) * 3) % colors * BLOCK_ALIGN
+}
+
+/// Colors beyond a page's worth of lines would repeat the same sets.
+const PAGE_LINES: usize = 4096 / BLOCK_ALIGN;
+
 impl SuperSlab {
     /// Initialises a freshly mapped (zeroed) region's header.
     pub fn init(&mut self) {
@@ -135,7 +162,8 @@ impl SuperSlab {
 
     /// Claims units `first..first+n` for a slab of `class`; returns the slab.
     pub fn claim(&mut self, first: usize, n: usize, class: usize, size: usize) -> *mut Slab {
-        let start = self as *mut SuperSlab as usize + (first << UNIT_SHIFT);
+        let base = self as *mut SuperSlab as usize + (first << UNIT_SHIFT);
+        let start = if is_colored(class) { base + color(base, n << UNIT_SHIFT, size) } else { base };
         let magic = block_magic(class);
         let record = Unit {
             magic,
@@ -150,7 +178,7 @@ impl SuperSlab {
             self.units[u] = record;
         }
         let slab = &mut self.slabs[first];
-        slab.init(start as *mut u8, class, size, n);
+        slab.init(start as *mut u8, class, size, n, (base + (n << UNIT_SHIFT) - start) / size);
         slab
     }
 
@@ -195,7 +223,9 @@ mod tests {
         assert_eq!(ss.find_free_units(4), Some(2));
         ss.claim(2, 4, 30, 10240);
         let base = &*ss as *const SuperSlab as usize;
-        assert_eq!(ss.units[5].slab_start, (base + (2 << UNIT_SHIFT)) as u32);
+        let start = ss.slabs[2].start as usize;
+        assert!(start - (base + (2 << UNIT_SHIFT)) < 4096);
+        assert_eq!(ss.units[5].slab_start, start as u32);
         assert_eq!(ss.units[5].bin_offset as usize, 30 * BIN_STRIDE);
         assert_eq!(ss.find_free_units(26), Some(6));
         assert_eq!(ss.find_free_units(27), None);
@@ -204,6 +234,38 @@ mod tests {
         assert_eq!(ss.find_free_units(4), Some(2));
         ss.release(1, 1);
         assert!(ss.is_empty());
+    }
+
+    #[test]
+    fn colors_keep_alignment_and_blocks_and_never_make_a_boundary() {
+        use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
+        let span = 1 << UNIT_SHIFT;
+        let mut seen = [false; PAGE_LINES];
+        for c in 0..NUM_CLASSES {
+            let size = CLASS_SIZE[c] as usize;
+            let span = span * crate::slab::size_class::units_for(c);
+            let magic = block_magic(c);
+            for unit in 1..UNITS {
+                for ss in 0..4 {
+                    let base = ss * SS_SIZE + (unit << UNIT_SHIFT);
+                    let color = color(base, span, size);
+                    assert_eq!(color % BLOCK_ALIGN, 0);
+                    assert!(color == 0 || color < size, "class {c}");
+                    let blocks = (span - color) / size;
+                    assert!(blocks == span / size || (blocks + 1 == span / size && blocks >= 63), "class {c}");
+                    // No address between the unit and the first block passes
+                    // free's boundary test.
+                    for d in 1..=color as u64 {
+                        assert!(!is_scaled_block_start(magic, 0u64.wrapping_sub(d).wrapping_mul(magic)));
+                    }
+                    if size == 1024 {
+                        seen[color / BLOCK_ALIGN] = true;
+                    }
+                }
+            }
+        }
+        // 1 KiB blocks sit at 16 different line offsets across slabs.
+        assert_eq!(seen.iter().filter(|&&s| s).count(), 16);
     }
 
     #[test]
