@@ -123,8 +123,8 @@ static inline uint64_t rng_seed(uint64_t seed, uint64_t stream)
 
 /* Uniform-enough number in [0, n): the high word of a 64x64-bit product
  * (multiply-shift), not `% n`. With n known only at run time, `%` is a 64-bit
- * division, and the two a random_mixed step needs cost about 17 ns on the CI
- * machine: half of a step, spent in the harness whatever the allocator. */
+ * division, and the two a random_mixed step needs cost about 17 ns on our
+ * 2-core EPYC: half of a step, spent in the harness whatever the allocator. */
 static inline uint64_t rng_below(uint64_t *s, uint64_t n)
 {
     return (uint64_t)(((unsigned __int128)rng_next(s) * n) >> 64);
