@@ -350,13 +350,14 @@ pub fn unlock_after_fork() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::slab::size_class::UNIT_SIZE;
 
     #[test]
     fn released_slabs_leave_memory_after_a_purge() {
         let slab = alloc_slab(12);
         assert!(!slab.is_null());
         // SAFETY: the slab is ours; its first unit is mapped memory we may write.
-        let start = (unsafe { (*slab).start } as usize & !((1 << UNIT_SHIFT) - 1)) as *mut u8;
+        let start = (unsafe { (*slab).start } as usize & !(UNIT_SIZE - 1)) as *mut u8;
         unsafe { ptr::write_bytes(start, 0xab, 1 << UNIT_SHIFT) };
         assert_eq!(os::resident_pages(start, os::PAGE), 1);
         let ss = superslab::of(start as usize);

@@ -133,11 +133,11 @@ fn color(base: usize, span: usize, size: usize) -> usize {
     }
     // Neighbouring units and SuperSlabs get colors far apart.
     let unit = (base >> UNIT_SHIFT) & (UNITS - 1);
-    (unit * 5 + (base >> 21) * 3) % colors * BLOCK_ALIGN
+    (unit * 5 + base / SS_SIZE * 3) % colors * BLOCK_ALIGN
 }
 
 /// Colors beyond a page's worth of lines would repeat the same sets.
-const PAGE_LINES: usize = 4096 / BLOCK_ALIGN;
+const PAGE_LINES: usize = crate::os::PAGE / BLOCK_ALIGN;
 
 impl SuperSlab {
     /// Initialises a freshly mapped (zeroed) region's header.
