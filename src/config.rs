@@ -8,6 +8,7 @@
 //! | HAKMEM_VERBOSE  | 0       | 1: say on stderr when hakmem starts      |
 //! | HAKMEM_HARDEN   | 0       | 1: detect double frees, encode free lists |
 //! | HAKMEM_PURGE_DELAY_MS | 100 | how long free memory waits before it goes back to the kernel |
+//! | HAKMEM_PURGE_THREAD | 1 | 0: no background purge thread (purges run on allocator activity only) |
 
 use crate::diag::Line;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -15,6 +16,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 static STATS: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static HARDEN: AtomicBool = AtomicBool::new(false);
+static PURGE_THREAD: AtomicBool = AtomicBool::new(true);
 pub const PURGE_DELAY_MS_DEFAULT: u32 = 100;
 static PURGE_DELAY_MS: AtomicU32 = AtomicU32::new(PURGE_DELAY_MS_DEFAULT);
 
@@ -33,6 +35,12 @@ pub fn harden() -> bool {
     HARDEN.load(Ordering::Relaxed)
 }
 
+/// Whether the background purge thread may run.
+#[inline]
+pub fn purge_thread() -> bool {
+    PURGE_THREAD.load(Ordering::Relaxed)
+}
+
 /// Milliseconds free memory waits before it is returned to the kernel.
 #[inline]
 pub fn purge_delay_ms() -> u32 {
@@ -47,11 +55,13 @@ pub fn load() {
     HARDEN.store(flag(c"HAKMEM_HARDEN", "HAKMEM_HARDEN"), Ordering::Relaxed);
     let delay = number(c"HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_DELAY_MS", 60_000, PURGE_DELAY_MS_DEFAULT);
     PURGE_DELAY_MS.store(delay, Ordering::Relaxed);
+    PURGE_THREAD.store(number(c"HAKMEM_PURGE_THREAD", "HAKMEM_PURGE_THREAD", 1, 1) == 1, Ordering::Relaxed);
     warn_unknown();
 }
 
 /// Every variable this module reads.
-const KNOWN: [&str; 4] = ["HAKMEM_STATS", "HAKMEM_VERBOSE", "HAKMEM_HARDEN", "HAKMEM_PURGE_DELAY_MS"];
+const KNOWN: [&str; 5] =
+    ["HAKMEM_STATS", "HAKMEM_VERBOSE", "HAKMEM_HARDEN", "HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_THREAD"];
 
 extern "C" {
     static environ: *const *const core::ffi::c_char;

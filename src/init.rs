@@ -8,6 +8,7 @@ use crate::bootstrap;
 use crate::config;
 use crate::diag::{self, Line};
 use crate::large;
+use crate::purge;
 use crate::slab::registry;
 use crate::stats;
 use crate::thread::lifecycle;
@@ -59,7 +60,7 @@ fn init_slow() {
     }
     KEY.store(key, Ordering::Release);
     // SAFETY: the handlers are extern "C" fns that live as long as the process.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release)) };
+    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_child)) };
     if config::verbose() {
         Line::new().str("hakmem: ").str(crate::VERSION).str(" active").write_to(2);
     }
@@ -105,6 +106,13 @@ extern "C" fn fork_release() {
     large::unlock_after_fork();
     registry::unlock_after_fork();
     lifecycle::unlock_after_fork();
+}
+
+/// In the child: the locks as in the parent; the purge thread did not come
+/// along.
+extern "C" fn fork_child() {
+    fork_release();
+    purge::purger::forget();
 }
 
 #[cfg(not(test))]

@@ -7,9 +7,10 @@
 //! - `slab`: size classes, slabs, SuperSlabs and the global registry;
 //! - `large`: the pool tier (page runs) and big blocks in their own
 //!   mappings, with BigCache;
+//! - `purge`: when free memory goes back to the kernel, for every tier (and
+//!   the background purge thread, malloc_trim);
 //! - `os`: mappings and the page map; plus `bootstrap`, `init`, `config`,
-//!   `stats`, `diag`, `sync`, `trim` (malloc_trim) and `global` (`HakMem`,
-//!   the Rust `GlobalAlloc`).
+//!   `stats`, `diag`, `sync` and `global` (`HakMem`, the Rust `GlobalAlloc`).
 //!
 //! Nothing reachable from malloc allocates through Rust or libc.
 
@@ -24,6 +25,7 @@ pub mod global;
 pub mod init;
 pub mod large;
 pub mod os;
+pub mod purge;
 pub mod slab {
     pub mod registry;
     pub mod size_class;
@@ -32,7 +34,6 @@ pub mod slab {
 }
 pub mod stats;
 pub mod sync;
-pub mod trim;
 pub mod thread {
     pub mod cache;
     pub mod checked;

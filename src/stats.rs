@@ -19,6 +19,8 @@ pub enum Counter {
     SlabBlocksBack,
     /// Blocks given back to another thread's slab through its remote list.
     RemoteFrees,
+    /// Chains of those sent to the owner's inbox because the slab was full.
+    InboxSends,
     /// Slabs taken over from exited threads.
     Adopted,
     /// Refills served by the thread's warm slab, without a search.
@@ -30,11 +32,12 @@ pub enum Counter {
     BootstrapBlocks,
 }
 
-const N: usize = 10;
+const N: usize = 11;
 const NAMES: [&str; N] = [
     "slab_blocks",
     "slab_blocks_back",
     "remote_frees",
+    "inbox_sends",
     "adopted_slabs",
     "warm_slab_hits",
     "big_blocks",

@@ -59,5 +59,5 @@ pub extern "C" fn hak_stats_print(fd: i32) -> i32 {
 /// Gives free memory back to the kernel now: 1 if any was, else 0.
 #[no_mangle]
 pub extern "C" fn hak_trim() -> i32 {
-    crate::trim::trim() as i32
+    crate::purge::trim() as i32
 }

@@ -151,7 +151,7 @@ pub unsafe fn malloc_info(options: i32, fp: *mut libc::FILE) -> i32 {
 /// malloc_trim(3): 1 if memory was given back, else 0. The pad is ignored:
 /// hakmem keeps nothing at the top of a heap.
 pub fn malloc_trim(_pad: usize) -> i32 {
-    crate::trim::trim() as i32
+    crate::purge::trim() as i32
 }
 
 #[cfg(test)]

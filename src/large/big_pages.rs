@@ -7,7 +7,7 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::large::{self, bigcache};
+use crate::large::bigcache;
 use crate::os;
 
 /// At most this many pieces per block: each is a kernel mapping (VMA) of
@@ -97,15 +97,10 @@ pub fn mapped_bytes() -> usize {
     MAPPED_BYTES.load(Ordering::Relaxed)
 }
 
-/// A fresh mapping of `size` bytes aligned to `align`; when the kernel
-/// refuses, everything cached (pool and BigCache) goes back first and it is
-/// asked once more (under `ulimit -v` the address space they hold is what
-/// this mapping needs).
+/// A fresh mapping of `size` bytes aligned to `align`; None when the kernel
+/// refuses (the caller may release what is cached and try again).
 pub fn map_fresh(size: usize, align: usize) -> Option<usize> {
-    let mut base = os::map_aligned(size, align);
-    if base.is_null() && large::release_all() {
-        base = os::map_aligned(size, align);
-    }
+    let base = os::map_aligned(size, align);
     if base.is_null() {
         return None;
     }

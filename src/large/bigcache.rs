@@ -8,12 +8,13 @@
 //! back to the kernel (`purge`, run on allocator activity).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config;
 use crate::large::big_pages::unmap_range;
 use crate::large::size_table::{Range, SizeTable};
 use crate::os::clock::now_ms;
+use crate::purge::due::Due;
 use crate::sync::SpinLock;
 
 /// Bytes the cache may hold at most.
@@ -43,7 +44,7 @@ static CACHE: Cache = Cache {
 };
 
 /// When the oldest range's purge delay runs out; u64::MAX when empty.
-static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
+static PURGE_DUE: Due = Due::new();
 
 /// `State::bytes` as of the last change, readable without the lock: the
 /// big realloc paths ask "is anything cached?" before taking it.
@@ -71,7 +72,7 @@ pub fn cached_ranges() -> usize {
 /// When the next purge of cached ranges is due (u64::MAX: never).
 #[inline]
 pub fn purge_due() -> u64 {
-    PURGE_DUE.load(Ordering::Relaxed)
+    PURGE_DUE.get()
 }
 
 /// Unmaps every range cached for the purge delay or longer (all of them when
@@ -80,7 +81,7 @@ pub fn purge(now: u64, force: bool) -> bool {
     let delay = config::purge_delay_ms() as u64;
     with(|st| {
         let (due, released) = st.purge(now, delay, force);
-        PURGE_DUE.store(due, Ordering::Relaxed);
+        PURGE_DUE.set(due);
         released
     })
 }
@@ -102,7 +103,7 @@ pub fn put(addr: usize, size: usize) -> bool {
     let now = now_ms();
     let kept = with(|st| st.put(Range { addr, size, freed_at: now }));
     if kept {
-        PURGE_DUE.fetch_min(now.saturating_add(config::purge_delay_ms() as u64), Ordering::Relaxed);
+        PURGE_DUE.note(now.saturating_add(config::purge_delay_ms() as u64));
     }
     kept
 }

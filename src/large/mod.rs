@@ -77,12 +77,6 @@ pub fn purge(now: u64, force: bool) -> bool {
     bigcache::purge(now, force) | pool
 }
 
-/// Every free pool page and every cached big range back to the kernel now
-/// (malloc_trim); true if anything was given back.
-pub fn release_all() -> bool {
-    purge(now_ms(), true)
-}
-
 pub fn lock_for_fork() {
     pool::lock_for_fork();
     bigcache::lock_for_fork();

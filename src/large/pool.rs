@@ -11,12 +11,12 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config;
-use crate::large::bigcache;
 use crate::large::pool_region::{class_of, class_size, Links, Region, NUM_CLASSES, REGION};
 use crate::os::clock::now_ms;
+use crate::purge::due::{Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::tls;
 
@@ -74,7 +74,7 @@ impl Shard {
 
 static SHARD: [Shard; SHARDS] = [const { Shard::new() }; SHARDS];
 /// The earliest `due` of all shards (u64::MAX: nothing waits).
-static DUE: AtomicU64 = AtomicU64::new(u64::MAX);
+static DUE: Due = Due::new();
 /// Set while a thread runs a purge, so that others do not queue behind it.
 static PURGING: AtomicBool = AtomicBool::new(false);
 
@@ -93,7 +93,7 @@ pub fn alloc(size: usize) -> (*mut u8, bool) {
 
 /// Frees the pool block at `p` (in a region the page map marks POOL) at
 /// `now`; false if `p` is not a live block. A purge that came due is the
-/// caller's to run (`registry::maybe_purge` covers `purge_due`).
+/// caller's to run (`purge::maybe_purge` covers `purge_due`).
 pub fn free(p: usize, now: u64) -> bool {
     let r = Region::of(p);
     // SAFETY: the page map says a pool region is mapped at r.
@@ -130,7 +130,7 @@ pub fn footprint() -> (usize, usize) {
 /// When the next purge is due (u64::MAX: never).
 #[inline]
 pub fn purge_due() -> u64 {
-    DUE.load(Ordering::Relaxed)
+    DUE.get()
 }
 
 /// Gives back free runs and empty regions that waited the purge delay (all
@@ -141,7 +141,7 @@ pub fn purge(now: u64, force: bool) -> bool {
     }
     // Every shard's due is folded back in below; a free racing with this
     // lowers DUE after the store or is seen in its shard.
-    DUE.store(u64::MAX, Ordering::Relaxed);
+    DUE.set(NEVER);
     let delay = config::purge_delay_ms() as u64;
     let mut released = false;
     for shard in SHARD.iter() {
@@ -216,7 +216,7 @@ impl Shard {
             l.sync_dirty_list(r);
             if l.due == u64::MAX {
                 l.due = now.saturating_add(delay);
-                DUE.fetch_min(l.due, Ordering::Relaxed);
+                DUE.note(l.due);
             }
             true
         })
@@ -232,7 +232,7 @@ impl Shard {
             if force || now >= l.due {
                 (l.due, released) = l.purge(now, delay, force);
             }
-            DUE.fetch_min(l.due, Ordering::Relaxed);
+            DUE.note(l.due);
             released
         })
     }
@@ -260,11 +260,6 @@ impl Lists {
         }
         if r.is_null() {
             r = Region::create(shard);
-            if r.is_null() && bigcache::purge(now_ms(), true) {
-                // Out of address space (ulimit -v): cached big ranges go
-                // first (this shard has no empty region left to give).
-                r = Region::create(shard);
-            }
             if r.is_null() {
                 return r;
             }

@@ -6,28 +6,27 @@
 //! Memory goes back to the kernel after the purge delay (HAKMEM_PURGE_DELAY_MS):
 //! the units of released slabs with MADV_DONTNEED, empty SuperSlabs with
 //! munmap (one stays mapped as a reserve, and only while it keeps being
-//! reused within the delay). Purges run on allocator activity: here, and from
-//! the threads' slow paths through `maybe_purge`, which costs one load while
-//! nothing is due.
+//! reused within the delay). When they run is `purge`'s to decide
+//! (src/purge/): this tier keeps its due time and does the work.
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config;
-use crate::large;
 use crate::os::clock::now_ms;
 use crate::os::{self, pagemap};
 use crate::slab::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
 use crate::slab::slab::Slab;
 use crate::slab::superslab::{self, SuperSlab, SS_SIZE, UNITS};
+use crate::purge::due::{Due, NEVER};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 
 /// Empty SuperSlabs kept mapped for the next slab, until the purge delay.
 const EMPTY_RESERVE: usize = 1;
-/// When the next purge is due (`now_ms`), u64::MAX when nothing waits.
-static PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
+/// When the next purge is due.
+static DUE: Due = Due::new();
 /// SuperSlabs mapped, and 64 KiB units holding slabs (for mallinfo); only
 /// changed under the lock, read by anyone.
 static SUPERSLABS: AtomicUsize = AtomicUsize::new(0);
@@ -70,7 +69,8 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     f(unsafe { &mut *REGISTRY.state.get() })
 }
 
-/// A new slab for `class`, unowned and empty; null when memory is exhausted.
+/// A new slab for `class`, unowned and empty; null when the kernel refuses
+/// a new SuperSlab.
 pub fn alloc_slab(class: usize) -> *mut Slab {
     let units = units_for(class);
     let size = CLASS_SIZE[class] as usize;
@@ -92,11 +92,7 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
             }
             ss = s.next;
         }
-        let mut ss = new_superslab();
-        if ss.is_null() && large::release_all() {
-            // Out of address space or memory: cached big mappings go first.
-            ss = new_superslab();
-        }
+        let ss = new_superslab();
         if ss.is_null() {
             return ptr::null_mut();
         }
@@ -114,7 +110,7 @@ pub fn free_slab(slab: *mut Slab) {
         let now = now_ms();
         release_slab(st, slab, now);
         if config::purge_delay_ms() == 0 {
-            purge(st, now, false);
+            purge_locked(st, now, false);
         }
     })
 }
@@ -146,7 +142,7 @@ fn release_slab(st: &mut State, slab: *mut Slab, now: u64) {
             return;
         }
     }
-    PURGE_DUE.fetch_min(now + config::purge_delay_ms() as u64, Ordering::Relaxed);
+    DUE.note(now + config::purge_delay_ms() as u64);
 }
 
 /// Slabs of exited threads get their blocks back only through remote frees,
@@ -179,36 +175,28 @@ fn reclaim_abandoned(st: &mut State, now: u64) -> bool {
     remain
 }
 
-/// Runs the purges that are due, of slabs and of BigCache. Threads call it
-/// from their slow paths; while nothing is due it is two loads.
+/// When this tier's next purge is due (`due::NEVER`: nothing waits).
 #[inline]
-pub fn maybe_purge() {
-    let due = PURGE_DUE.load(Ordering::Relaxed);
-    let large_due = large::purge_due();
-    if due.min(large_due) != u64::MAX {
-        let now = now_ms();
-        if now >= due {
-            with_state(|st| purge(st, now, false));
-        }
-        if now >= large_due {
-            large::purge(now, false);
-        }
-    }
+pub fn purge_due() -> u64 {
+    DUE.get()
 }
 
-/// Gives back every free unit and every empty SuperSlab now (malloc_trim).
-/// Returns whether anything was given back.
-pub fn purge_all() -> bool {
-    with_state(|st| purge(st, now_ms(), true))
+/// Gives back what waited the purge delay at `now` (every free unit and
+/// every empty SuperSlab when `force`); true if anything was given back.
+pub fn purge(now: u64, force: bool) -> bool {
+    if !force && now < DUE.get() {
+        return false;
+    }
+    with_state(|st| purge_locked(st, now, force))
 }
 
 /// Gives back what has waited the purge delay (everything when `force`),
 /// and notes when the next purge is due. True if anything was given back.
-fn purge(st: &mut State, now: u64, force: bool) -> bool {
+fn purge_locked(st: &mut State, now: u64, force: bool) -> bool {
     let delay = config::purge_delay_ms() as u64;
     let ripe = |since: u64| force || now >= since.saturating_add(delay);
     // Abandoned slabs are looked at again after a delay while any remain.
-    let mut due = if reclaim_abandoned(st, now) { now + delay.max(1) } else { u64::MAX };
+    let mut due = if reclaim_abandoned(st, now) { now + delay.max(1) } else { NEVER };
     let mut released = false;
     let mut ss = st.with_room;
     while !ss.is_null() {
@@ -234,7 +222,7 @@ fn purge(st: &mut State, now: u64, force: bool) -> bool {
         }
         ss = next;
     }
-    PURGE_DUE.store(due, Ordering::Relaxed);
+    DUE.set(due);
     released
 }
 
@@ -267,7 +255,7 @@ pub fn abandon(slab: *mut Slab) {
             (*slab).prev = ptr::null_mut();
             st.abandoned[class] = slab;
         }
-        PURGE_DUE.fetch_min(now_ms() + config::purge_delay_ms() as u64, Ordering::Relaxed);
+        DUE.note(now_ms() + config::purge_delay_ms() as u64);
     })
 }
 
@@ -363,7 +351,7 @@ mod tests {
         let ss = superslab::of(start as usize);
         let unit = (start as usize - ss as usize) >> UNIT_SHIFT;
         free_slab(slab);
-        assert!(purge_all());
+        assert!(purge(now_ms(), true));
         // Another test may have claimed the unit again in between; otherwise
         // its pages must be gone.
         let reused = pagemap::kind(ss as usize) == pagemap::SUPERSLAB

@@ -5,13 +5,15 @@
 
 use core::ptr;
 #[cfg(not(loom))]
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicPtr, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::diag;
 use crate::init;
+use crate::os::pagemap;
 use crate::slab::size_class::{block_magic, is_block_start};
+use crate::slab::superslab;
 use crate::thread::heap::Heap;
 
 /// A free block's first word links it to the next free block, encoded with
@@ -41,6 +43,23 @@ impl Block {
     unsafe fn next_unchecked(b: *mut Block) -> *mut Block {
         ((*b).link ^ b as usize ^ init::secret()) as *mut Block
     }
+
+    /// The successor of `b` on a list that spans slabs (a heap's inbox):
+    /// null or the start of a block of some live slab; anything else is
+    /// reported.
+    ///
+    /// # Safety
+    /// `b` is a free block on such a list that the caller alone reads.
+    pub unsafe fn next_of_any(b: *mut Block) -> *mut Block {
+        let next = Block::next_unchecked(b);
+        let a = next as usize;
+        if !next.is_null()
+            && (pagemap::kind(a) != pagemap::SUPERSLAB || superslab::block_bin_offset(a).is_none())
+        {
+            diag::corrupted_free_list(b as usize);
+        }
+        next
+    }
 }
 
 /// Which of its owner's lists a slab is on.
@@ -56,6 +75,9 @@ pub struct Slab {
     pub remote: AtomicPtr<Block>,
     /// The heap that may use `free`, `used` and the links; null when abandoned.
     pub owner: AtomicPtr<Heap>,
+    /// On its owner's full ring: remote frees go to the owner's inbox, so
+    /// that the owner finds the slab again without scanning (`send_remote`).
+    pub full: AtomicBool,
     /// Links on the owner's partial/full list, or on the abandoned list.
     pub next: *mut Slab,
     pub prev: *mut Slab,
@@ -80,6 +102,7 @@ impl Slab {
         self.free = ptr::null_mut();
         self.remote = AtomicPtr::new(ptr::null_mut());
         self.owner = AtomicPtr::new(ptr::null_mut());
+        self.full = AtomicBool::new(false);
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
         self.start = start;
@@ -161,16 +184,26 @@ impl Slab {
 
     /// Pushes the chain `head..=tail` (linked through `next`) onto the remote
     /// list with one CAS. Any thread.
+    ///
+    /// SeqCst pairs with `mark_full`: either the pusher saw `full` set (and
+    /// went to the inbox instead) or the owner, after setting it, sees the
+    /// push (a slab never sits on the full ring with unnoticed remote frees).
     pub fn push_remote(&self, head: *mut Block, tail: *mut Block) {
-        let mut cur = self.remote.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the chain is ours until the CAS publishes it.
-            unsafe { Block::set_next(tail, cur) };
-            match self.remote.compare_exchange_weak(cur, head, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(now) => cur = now,
-            }
-        }
+        push_onto!(self.remote, head, tail);
+    }
+
+    /// Owner only: the slab goes onto (`true`) or off its full ring. Going
+    /// on, returns whether remote frees arrived meanwhile, which the owner
+    /// must then collect itself (see `push_remote`).
+    pub fn mark_full(&self, full: bool) -> bool {
+        self.full.store(full, Ordering::SeqCst);
+        full && !self.remote.load(Ordering::SeqCst).is_null()
+    }
+
+    /// Whether remote frees should go to the owner's inbox (any thread).
+    #[inline]
+    pub fn wants_inbox(&self) -> bool {
+        self.full.load(Ordering::SeqCst)
     }
 
     /// The successor of free block `b` on one of this slab's lists: null or
@@ -194,6 +227,29 @@ impl Slab {
     pub fn is_owned_by(&self, heap: *mut Heap) -> bool {
         self.owner.load(Ordering::Relaxed) == heap
     }
+}
+
+/// Pushes the chain `head..=tail` onto a lock-free stack of blocks with one
+/// CAS. A macro, so that the remote list (a loom atomic under loom) and a
+/// heap's inbox (always a core atomic) share it.
+macro_rules! push_onto {
+    ($list:expr, $head:expr, $tail:expr) => {{
+        let mut cur = $list.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the chain is ours until the CAS publishes it.
+            unsafe { Block::set_next($tail, cur) };
+            match $list.compare_exchange_weak(cur, $head, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+    }};
+}
+use push_onto;
+
+/// Pushes the chain `head..=tail` onto a heap's inbox. Any thread.
+pub fn push_chain(list: &core::sync::atomic::AtomicPtr<Block>, head: *mut Block, tail: *mut Block) {
+    push_onto!(list, head, tail);
 }
 
 #[cfg(test)]
@@ -302,6 +358,7 @@ mod loom_tests {
                 free: ptr::null_mut(),
                 remote: AtomicPtr::new(ptr::null_mut()),
                 owner: AtomicPtr::new(ptr::null_mut()),
+                full: AtomicBool::new(false),
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
                 start,

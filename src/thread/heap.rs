@@ -5,14 +5,16 @@
 //! hand all of it back.
 
 use core::ptr;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
+use crate::purge;
 use crate::slab::registry;
 use crate::slab::size_class::NUM_CLASSES;
-use crate::slab::slab::{Block, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
+use crate::slab::slab::{push_chain, Block, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
 use crate::slab::superslab;
 use crate::stats::{self, Counter};
 use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP, SLOT_OFFSET};
+use crate::thread::tls;
 
 /// Per class: the slabs this heap owns, as rings (the head is where refills
 /// look first), and the class's recent slow-path activity.
@@ -47,11 +49,12 @@ pub struct Heap {
     pub ticks: u32,
     /// Link in the pool of unused heaps.
     pub next: *mut Heap,
+    /// Blocks other threads freed into this heap's full slabs (any thread
+    /// pushes, the owner takes all): a full slab that gets a block back is
+    /// found again at the next refill that lacks a partial slab, with no
+    /// scan of the full rings.
+    pub inbox: AtomicPtr<Block>,
 }
-
-/// How many full slabs a refill checks for remote frees before looking
-/// elsewhere (the ring turns, so the next refill checks the next ones).
-const FULL_SCAN: usize = 8;
 /// Slow-path events between looks for idle classes to shrink.
 const TICK_EVENTS: u32 = 4096;
 
@@ -65,6 +68,7 @@ impl Heap {
         mark_key: 0,
         ticks: 0,
         next: ptr::null_mut(),
+        inbox: AtomicPtr::new(ptr::null_mut()),
     };
 
     /// Points the bins at their slot arrays and sets starting capacities.
@@ -168,32 +172,29 @@ impl Heap {
                 }
                 return n;
             }
-            self.move_to(s, ON_FULL);
+            if self.move_to(s, ON_FULL) {
+                // Blocks came back while it went full: take them next.
+                self.move_to(s, ON_PARTIAL);
+            }
         }
     }
 
     /// A slab of class `c` with free blocks: a full one that other threads
     /// freed into, an abandoned one, or a new one. Null when out of memory.
     fn find_slab(&mut self, c: usize) -> *mut Slab {
-        let mut s = self.lists[c].full;
-        for _ in 0..FULL_SCAN {
-            if s.is_null() {
-                break;
-            }
-            // SAFETY: slabs on our lists are ours to use.
-            let slab = unsafe { &mut *s };
-            let next = slab.next;
-            if slab.collect_remote() {
-                self.move_to(s, ON_PARTIAL);
-                return s;
-            }
-            s = next;
-        }
+        self.drain_inbox();
+        let s = self.lists[c].partial;
         if !s.is_null() {
-            self.lists[c].full = s; // turn the ring: the next look starts here
+            return s;
         }
         let adopted = registry::adopt(c);
-        let s = if adopted.is_null() { registry::alloc_slab(c) } else { adopted };
+        let mut s = adopted;
+        if s.is_null() {
+            s = registry::alloc_slab(c);
+            if s.is_null() && purge::release_for_retry() {
+                s = registry::alloc_slab(c);
+            }
+        }
         if s.is_null() {
             return s;
         }
@@ -207,6 +208,25 @@ impl Heap {
         }
         self.move_to(s, ON_PARTIAL);
         s
+    }
+
+    /// Gives every block in the inbox back to its slab: ours go onto their
+    /// free lists (their slabs leave the full rings), and blocks of slabs
+    /// that changed hands since they were sent go to their remote lists.
+    pub fn drain_inbox(&mut self) {
+        if self.inbox.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        let mut b = self.inbox.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut chain = RemoteChain::new();
+        while !b.is_null() {
+            // SAFETY: the swapped-out list is ours alone; every node is a
+            // free block of a live slab (each is counted in its slab's used).
+            let next = unsafe { Block::next_of_any(b) };
+            self.give_back_batched(b as *mut u8, &mut chain);
+            b = next;
+        }
+        chain.push();
     }
 
     /// Gives the oldest `n` cached blocks of class `c` back to their slabs.
@@ -228,7 +248,8 @@ impl Heap {
     /// Gives every cached block back to its slab (malloc_trim); true if the
     /// cache held any.
     pub fn flush_all(&mut self) -> bool {
-        let mut any = false;
+        let mut any = !self.inbox.load(Ordering::Relaxed).is_null();
+        self.drain_inbox();
         for c in 0..NUM_CLASSES {
             let count = self.bin(c).count();
             any |= count > 0;
@@ -267,6 +288,7 @@ impl Heap {
     /// Hands back everything: cached blocks to their slabs, empty slabs to
     /// the registry, the rest to the abandoned lists for other threads.
     pub fn abandon(&mut self) {
+        self.drain_inbox();
         for c in 0..NUM_CLASSES {
             let count = self.bin(c).count();
             self.flush(c, count);
@@ -287,6 +309,9 @@ impl Heap {
             // SAFETY: ring members are our live slabs.
             let slab = unsafe { &mut *s };
             let next = slab.next;
+            if slab.list == ON_FULL {
+                slab.mark_full(false);
+            }
             slab.collect_remote();
             slab.list = ON_NONE;
             if slab.used == 0 {
@@ -304,10 +329,11 @@ impl Heap {
     /// Counts a slow-path event for class `c` (a refill, or an overflow): a
     /// class that keeps missing gets more room, unless the thread only frees
     /// it (a bigger cache would only park other threads' blocks); every
-    /// TICK_EVENTS events, idle classes give room back. Slow paths are also
-    /// where due purges run.
+    /// TICK_EVENTS events, idle classes give room back. Slow paths also run
+    /// due purges (and a thread's own heap may start the purge thread; the
+    /// orphan heap's callers hold its lock).
     fn note_event(&mut self, c: usize, refill: bool) {
-        registry::maybe_purge();
+        purge::maybe_purge(ptr::eq(self, tls::heap()));
         let l = &mut self.lists[c];
         l.events += 1;
         l.refills += refill as u32;
@@ -340,12 +366,14 @@ impl Heap {
         }
     }
 
-    /// Moves an owned slab between rings (ON_NONE: onto none).
-    fn move_to(&mut self, s: *mut Slab, to: u8) {
+    /// Moves an owned slab between rings (ON_NONE: onto none). Onto the full
+    /// ring, returns whether remote frees arrived as it went (`mark_full`).
+    fn move_to(&mut self, s: *mut Slab, to: u8) -> bool {
         // SAFETY: s is one of our slabs; rings hold only our slabs.
         unsafe {
             let class = (*s).class as usize;
-            match (*s).list {
+            let from = (*s).list;
+            match from {
                 ON_PARTIAL => ring_remove(&mut self.lists[class].partial, s),
                 ON_FULL => ring_remove(&mut self.lists[class].full, s),
                 _ => {}
@@ -356,6 +384,10 @@ impl Heap {
                 _ => {}
             }
             (*s).list = to;
+            if (from == ON_FULL) != (to == ON_FULL) {
+                return (*s).mark_full(to == ON_FULL);
+            }
+            false
         }
     }
 }
@@ -391,8 +423,7 @@ impl RemoteChain {
 
     fn push(&mut self) {
         if !self.head.is_null() {
-            // SAFETY: the slab is live while any of its blocks is out.
-            unsafe { (*self.slab).push_remote(self.head, self.tail) };
+            send_remote(self.slab, self.head, self.tail);
             stats::add(Counter::RemoteFrees, self.n);
         }
         *self = RemoteChain::new();
@@ -401,11 +432,29 @@ impl RemoteChain {
 
 /// Gives a block back to its slab from a thread that has no heap.
 pub fn give_back_remote(p: *mut u8) {
-    let s = superslab::slab_of(p as usize);
     let b = p as *mut Block;
-    // SAFETY: p is a block of a live slab (checked when it was freed).
-    unsafe { (*s).push_remote(b, b) };
+    send_remote(superslab::slab_of(p as usize), b, b);
     stats::add(Counter::RemoteFrees, 1);
+}
+
+/// Sends blocks `head..=tail` of slab `s`, which another heap owns or nobody
+/// does, back to it: to the owner's inbox while the slab is full (so its
+/// owner finds it again), else onto the slab's remote list. Nothing here
+/// touches the slab after the blocks are published: the owner may free it
+/// at once. Heaps are never unmapped, so an owner read just before it
+/// exited is still memory; blocks that reach an exited heap's inbox go on
+/// when the heap is next used (`take_heap` drains it).
+fn send_remote(s: *mut Slab, head: *mut Block, tail: *mut Block) {
+    // SAFETY: the slab is live while any of its blocks is out, and these are.
+    let slab = unsafe { &*s };
+    let owner = slab.owner.load(Ordering::Acquire);
+    if !owner.is_null() && slab.wants_inbox() {
+        // SAFETY: heaps live as long as the process; the inbox is atomic.
+        push_chain(unsafe { &(*owner).inbox }, head, tail);
+        stats::add(Counter::InboxSends, 1);
+    } else {
+        slab.push_remote(head, tail);
+    }
 }
 
 /// Ring of slabs linked through next/prev; `head` null when empty.

@@ -50,6 +50,11 @@ fn take_heap() -> *mut Heap {
             // SAFETY: pooled heaps are live and unused.
             *pool = unsafe { (*h).next };
             POOLED.fetch_sub(1, Ordering::Relaxed);
+            drop(_g);
+            // Blocks sent just as its last thread exited: their slabs are
+            // not ours, so they go on to their remote lists.
+            // SAFETY: the heap left the pool; nobody else uses it.
+            unsafe { (*h).drain_inbox() };
             return h;
         }
     }

@@ -1,0 +1,73 @@
+//! Giving memory back: the one place that decides what is due and runs it,
+//! for every tier (slabs and SuperSlabs in the registry, pool runs and
+//! regions, cached big ranges). Each tier keeps its own due time
+//! (`due::Due`) and knows how to purge itself; this module asks them.
+//!
+//! Purges run from three places: the background purge thread (`purger`),
+//! which sleeps until the earliest due time, so a program that stops
+//! calling malloc, or only hits its thread cache, still gets its memory
+//! back after the purge delay; the threads' slow paths (`maybe_purge`, a
+//! few loads while nothing is due), which cover programs where the thread
+//! is off or cannot start; and malloc_trim (`trim`), which takes
+//! everything now. When the kernel refuses a mapping, the caller gives
+//! back everything cached (`release_for_retry`) and asks once more.
+
+pub mod due;
+pub mod purger;
+
+use crate::large;
+use crate::os::clock::now_ms;
+use crate::slab::registry;
+use crate::thread::tls;
+
+/// The earliest due time of any tier (`due::NEVER`: nothing waits).
+#[inline]
+pub fn next_due() -> u64 {
+    registry::purge_due().min(large::purge_due())
+}
+
+/// Runs what is due at `now` (everything when `force`); true if anything
+/// was given back.
+pub fn run(now: u64, force: bool) -> bool {
+    let slabs = registry::purge(now, force);
+    large::purge(now, force) | slabs
+}
+
+/// A slow path's look: runs the purges that are due. `own_heap` says the
+/// caller is a thread on its own heap holding no hakmem lock, the only
+/// place the purge thread may be started from.
+#[inline]
+pub fn maybe_purge(own_heap: bool) {
+    let due = next_due();
+    if due == due::NEVER {
+        return;
+    }
+    if own_heap {
+        purger::start();
+    }
+    let now = now_ms();
+    if now >= due {
+        run(now, false);
+    }
+}
+
+/// malloc_trim: the calling thread's cached blocks (other threads' caches
+/// are theirs alone), then everything free in every tier, now. True if any
+/// memory was given back.
+pub fn trim() -> bool {
+    let heap = tls::heap();
+    let mut released = false;
+    if heap != tls::sentinel() {
+        // SAFETY: a live TLS heap belongs to this thread alone.
+        released |= unsafe { (*heap).flush_all() };
+    }
+    run(now_ms(), true) | released
+}
+
+/// A mapping failed: everything cached goes back to the kernel (under
+/// `ulimit -v` the address space the caches hold is what the next mapping
+/// needs); true if anything did, and the caller asks once more. Called
+/// with no hakmem lock held.
+pub fn release_for_retry() -> bool {
+    run(now_ms(), true)
+}
