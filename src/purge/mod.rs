@@ -1,6 +1,6 @@
 //! Giving memory back: the one place that decides what is due and runs it,
 //! for every tier (slabs and SuperSlabs in the registry, pool runs and
-//! regions, cached big ranges). Each tier keeps its own due time
+//! regions, cached big ranges, the slot pages of pooled heaps). Each tier keeps its own due time
 //! (`due::Due`) and knows how to purge itself; this module asks them.
 //!
 //! Purges run from three places: the background purge thread (`purger`),
@@ -18,19 +18,20 @@ pub mod purger;
 use crate::large;
 use crate::os::clock::now_ms;
 use crate::slab::registry;
-use crate::thread::tls;
+use crate::thread::{lifecycle, tls};
 
 /// The earliest due time of any tier (`due::NEVER`: nothing waits).
 #[inline]
 pub fn next_due() -> u64 {
-    registry::purge_due().min(large::purge_due())
+    registry::purge_due().min(large::purge_due()).min(lifecycle::purge_due())
 }
 
 /// Runs what is due at `now` (everything when `force`); true if anything
 /// was given back.
 pub fn run(now: u64, force: bool) -> bool {
     let slabs = registry::purge(now, force);
-    large::purge(now, force) | slabs
+    let heaps = lifecycle::purge_pooled(now, force);
+    large::purge(now, force) | slabs | heaps
 }
 
 /// A slow path's look: runs the purges that are due. `own_heap` says the

@@ -8,6 +8,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::purge;
+use crate::purge::due::NEVER;
 use crate::slab::registry;
 use crate::slab::size_class::NUM_CLASSES;
 use crate::slab::slab::{push_chain, Block, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
@@ -49,6 +50,9 @@ pub struct Heap {
     pub ticks: u32,
     /// Link in the pool of unused heaps.
     pub next: *mut Heap,
+    /// In the pool: when it was pooled with its slot pages resident
+    /// (`due::NEVER` once they went back to the kernel).
+    pub pooled_since: u64,
     /// Blocks other threads freed into this heap's full slabs (any thread
     /// pushes, the owner takes all): a full slab that gets a block back is
     /// found again at the next refill that lacks a partial slab, with no
@@ -68,6 +72,7 @@ impl Heap {
         mark_key: 0,
         ticks: 0,
         next: ptr::null_mut(),
+        pooled_since: NEVER,
         inbox: AtomicPtr::new(ptr::null_mut()),
     };
 

@@ -7,11 +7,12 @@
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config;
 use crate::init;
 use crate::os;
+use crate::os::clock::now_ms;
+use crate::purge::due::{Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::cache::TOTAL_SLOTS;
 use crate::thread::heap::Heap;
@@ -27,12 +28,11 @@ struct Shared {
 // SAFETY: `heap` is only touched with `lock` held.
 unsafe impl Sync for Shared {}
 
-/// Heaps in the pool: beyond WARM_HEAPS, a pooled heap's slot pages go back
-/// to the kernel (20,000 short threads would otherwise keep every pooled
-/// heap's touched pages resident), while a few stay warm for the threads a
-/// program keeps starting (Larson's successors) to reuse without faults.
-static POOLED: AtomicUsize = AtomicUsize::new(0);
-const WARM_HEAPS: usize = 8;
+/// A pooled heap keeps its slot pages for the purge delay, so the threads a
+/// program keeps starting (Larson's successors, a churn of short threads)
+/// reuse them without faults; then they go back to the kernel
+/// (`purge_pooled`), so a burst of threads leaves nothing resident.
+static DUE: Due = Due::new();
 
 /// Heaps of exited threads, ready for new ones (linked through `next`).
 static POOL: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
@@ -49,7 +49,6 @@ fn take_heap() -> *mut Heap {
             let h = *pool;
             // SAFETY: pooled heaps are live and unused.
             *pool = unsafe { (*h).next };
-            POOLED.fetch_sub(1, Ordering::Relaxed);
             drop(_g);
             // Blocks sent just as its last thread exited: their slabs are
             // not ours, so they go on to their remote lists.
@@ -75,17 +74,54 @@ fn new_heap() -> *mut Heap {
 }
 
 fn pool_heap(h: *mut Heap) {
-    if POOLED.fetch_add(1, Ordering::Relaxed) >= WARM_HEAPS {
-        // Its slot arrays are empty: their pages can go until reused.
-        let slots = os::align_up(h as usize + HEAP_HEADER, os::PAGE);
-        os::decommit(slots as *mut u8, h as usize + HEAP_BYTES - slots);
+    let now = now_ms();
+    {
+        let _g = POOL.lock.lock();
+        // SAFETY: the pool lock is held; h was abandoned and is unused.
+        unsafe {
+            (*h).pooled_since = now;
+            (*h).next = *POOL.heap.get();
+            *POOL.heap.get() = h;
+        }
     }
+    DUE.note(now + config::purge_delay_ms() as u64);
+}
+
+/// When pooled heaps' slot pages are next due to go (`due::NEVER`: none).
+#[inline]
+pub fn purge_due() -> u64 {
+    DUE.get()
+}
+
+/// Gives back the slot pages of heaps pooled for the purge delay (all of
+/// them when `force`); true if any went.
+pub fn purge_pooled(now: u64, force: bool) -> bool {
+    if !force && now < DUE.get() {
+        return false;
+    }
+    let delay = config::purge_delay_ms() as u64;
+    let (mut due, mut released) = (NEVER, false);
     let _g = POOL.lock.lock();
-    // SAFETY: the pool lock is held; h was abandoned and is unused.
-    unsafe {
-        (*h).next = *POOL.heap.get();
-        *POOL.heap.get() = h;
+    // SAFETY: the pool lock is held; pooled heaps are live and unused.
+    let mut h = unsafe { *POOL.heap.get() };
+    while !h.is_null() {
+        // SAFETY: as above.
+        let heap = unsafe { &mut *h };
+        if heap.pooled_since != NEVER {
+            if force || now >= heap.pooled_since + delay {
+                // Its slot arrays are empty: their pages can go until reused.
+                let slots = os::align_up(h as usize + HEAP_HEADER, os::PAGE);
+                os::decommit(slots as *mut u8, h as usize + HEAP_BYTES - slots);
+                heap.pooled_since = NEVER;
+                released = true;
+            } else {
+                due = due.min(heap.pooled_since + delay);
+            }
+        }
+        h = heap.next;
     }
+    DUE.set(due);
+    released
 }
 
 /// Sets up the calling thread (its state is NEW); false if no heap could be
