@@ -2,11 +2,14 @@
 #
 #   make bench                 builds the library and the harnesses, installs the
 #                              peer allocators and runs scripts/bench.sh
-#   BENCH_QUICK=1 make bench   the same with fewer, shorter runs (< 5 minutes)
+#   BENCH_QUICK=1 make bench   the same with fewer, shorter runs (about 10 minutes)
 #
 # Results land in bench-results/ (results.csv, results.md, chart.svg).
+# scripts/redis-idle.sh (the redis_idle row) needs no build: it installs
+# Debian's redis-server itself.
 
-BENCH_BINS := $(BUILD)/larson $(BUILD)/random_mixed $(BUILD)/memory $(BUILD)/churn $(BUILD)/bigblocks
+BENCH_BINS := $(BUILD)/larson $(BUILD)/random_mixed $(BUILD)/memory $(BUILD)/churn $(BUILD)/bigblocks \
+              $(BUILD)/prodcons $(BUILD)/quiet
 
 c-programs:: $(BENCH_BINS)
 

@@ -5,6 +5,7 @@
 #define HAKMEM_BENCH_COMMON_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -143,6 +144,42 @@ static inline double now_sec(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One field of /proc/self/status in KiB ("VmRSS", "VmHWM"), read with read()
+ * into a stack buffer so that measuring does not itself allocate.  A missing
+ * file or field ends the run: a harness must not print a made-up number. */
+static inline long proc_status_kib(const char *key)
+{
+    char buf[8192];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "%s: open /proc/self/status: %s\n", bench_name, strerror(errno));
+        exit(1);
+    }
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof buf - 1)
+            break;
+    }
+    close(fd);
+    buf[len] = '\0';
+
+    size_t klen = strlen(key);
+    for (char *line = buf; line != NULL && *line != '\0';) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':')
+            return strtol(line + klen + 1, NULL, 10); /* "  1234 kB" */
+        char *nl = strchr(line, '\n');
+        line = nl ? nl + 1 : NULL;
+    }
+    fprintf(stderr, "%s: no %s in /proc/self/status\n", bench_name, key);
+    exit(1);
 }
 
 /* Touch a fresh block the way a program would: its first bytes and its last. */

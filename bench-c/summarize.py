@@ -18,7 +18,7 @@ import sys
 # Metrics in the order the tables show them, with their heading.
 THROUGHPUT = ("ops_per_sec",)
 MEMORY = ("rss_kib", "overhead_kib", "after_free_rss_kib", "after_wait_growth_kib",
-          "final_rss_kib", "peak_rss_kib")
+          "growth_kib", "final_rss_kib", "rss_after_load_kib", "rss_idle_kib", "peak_rss_kib")
 TIME = ("seconds",)
 HEADINGS = {
     "ops_per_sec": "Throughput, operations per second (higher is better)",
@@ -26,11 +26,15 @@ HEADINGS = {
     "seconds": "Time, seconds (lower is better)",
 }
 METRIC_NOTES = {
-    "rss_kib": "peak RSS (VmHWM) with all blocks live",
+    "rss_kib": "peak RSS (VmHWM); for memory_16x1M and memory_100Kx200 with all blocks live",
     "overhead_kib": "RSS with all blocks live - RSS before - bytes asked for",
-    "after_free_rss_kib": "RSS after freeing everything and allocating a little",
+    "after_free_rss_kib": "RSS after freeing everything (memory_*: and allocating a little)",
     "after_wait_growth_kib": "RSS after allocating a little for a second or two, minus RSS at start",
+    "growth_kib": "quiet_*: RSS after the quiet period (sleep: no allocator call; "
+                  "active: malloc(64)/free pairs only), minus RSS at start",
     "final_rss_kib": "RSS at the end of the thread churn",
+    "rss_after_load_kib": "redis-server's RSS after the redis-benchmark load",
+    "rss_idle_kib": "redis-server's RSS 3 s after FLUSHALL, with no requests",
     "seconds": "time of the run (lower is better)",
     "peak_rss_kib": "peak RSS of the whole run (/usr/bin/time %M)",
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark comparison behind `make bench`: every harness in build/ under
-# hakmem (LD_PRELOAD), glibc (no preload), mimalloc, jemalloc and tcmalloc.
+# hakmem (LD_PRELOAD), glibc (no preload), mimalloc, jemalloc and tcmalloc,
+# and the script jobs (a real program driven by a script in scripts/, which
+# is handed the allocator to preload; see "script:" below).
 #
 # Runs alternate between allocators run by run (round-robin, rotating who goes
 # first) so that a slow moment of the machine does not land on one allocator;
@@ -13,7 +15,7 @@
 #   chart.svg    bars per benchmark and allocator, normalized to hakmem = 1
 #
 # Environment:
-#   BENCH_QUICK=1          3 short runs each (< 5 minutes on 2 cores)
+#   BENCH_QUICK=1          3 short runs each (about 10 minutes on 2 cores)
 #   BENCH_RUNS=N           runs per pair (default 5, quick 3)
 #   BENCH_ALLOCATORS="..." a subset, e.g. "glibc mimalloc" (default: all five)
 #   BENCH_OUT=DIR          output directory (default bench-results)
@@ -42,6 +44,10 @@ if [[ "$QUICK" == 1 ]]; then
     WAIT_SECS=1          # memory: "allocate a little" phase after the frees
     CHURN_THREADS=5000
     BIG_STEPS=1000
+    PC64_BLOCKS=6000000      # prodcons_64, blocks passed per run
+    PCMIX_BLOCKS=2000000     # prodcons_16_1024
+    QUIET_SECS=1             # quiet: the quiet period after the frees
+    REDIS_REQUESTS=100000    # redis_idle: redis-benchmark -n, per test
     RUN_TIMEOUT=60
 else
     RUNS=${BENCH_RUNS:-5}
@@ -51,6 +57,10 @@ else
     WAIT_SECS=1.5
     CHURN_THREADS=20000
     BIG_STEPS=4000
+    PC64_BLOCKS=16000000
+    PCMIX_BLOCKS=6000000
+    QUIET_SECS=1
+    REDIS_REQUESTS=200000
     RUN_TIMEOUT=180
 fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
@@ -63,12 +73,13 @@ done
 # ------------------------------------------------------------------ builds
 # `make bench` has built everything already; run by hand, build what we use.
 if [[ -z "${MAKELEVEL:-}" ]]; then
-    make --no-print-directory build/larson build/random_mixed build/memory build/churn build/bigblocks >&2
+    make --no-print-directory build/larson build/random_mixed build/memory build/churn build/bigblocks \
+        build/prodcons build/quiet >&2
     if [[ " ${REQUESTED[*]} " == *" hakmem "* && "$HAK_LIB" == "$PWD/target/release/libhakmem.so" ]]; then
         make --no-print-directory lib >&2 || die "hakmem: cargo build --release failed"
     fi
 fi
-for h in larson random_mixed memory churn bigblocks; do
+for h in larson random_mixed memory churn bigblocks prodcons quiet; do
     [[ -x "$BUILD_DIR/$h" ]] || die "harness $BUILD_DIR/$h missing (make c-programs)"
 done
 
@@ -114,10 +125,17 @@ if [[ ! -x "$TIME_BIN" ]]; then
 fi
 
 # -------------------------------------------------------------- benchmarks
-# One job per row of the table: name, threads column, harness command line.
-JOB_NAME=() JOB_THREADS=() JOB_CMD=()
+# One job per row of the table: name, threads column, command line.  The
+# command is a harness in build/ run with LD_PRELOAD=<allocator>, after any
+# leading VAR=value words (its environment).  "script:NAME" instead runs
+# `bash scripts/NAME ALLOC` with no preload of its own: ALLOC is the library
+# to preload into the program it measures, or "glibc" (for a program linked
+# against another allocator, the script preloads libc itself); the script
+# prints the one result line and fails loudly like a harness.
+JOB_NAME=() JOB_THREADS=() JOB_CMD=() SKIPPED_JOBS=()
+selected() { [[ "$1" =~ ${BENCH_FILTER:-.} ]]; }
 add_job() {
-    [[ "$1" =~ ${BENCH_FILTER:-.} ]] || return 0
+    selected "$1" || return 0
     JOB_NAME+=("$1"); JOB_THREADS+=("$2"); JOB_CMD+=("$3")
 }
 for chunks in 256 1024; do
@@ -133,6 +151,44 @@ add_job memory_16x1M 1 "memory -n 1048576 -s 16 -w $WAIT_SECS"
 add_job memory_100Kx200 1 "memory -n 200 -s 102400 -w $WAIT_SECS"
 add_job memory_churn 64 "churn -t $CHURN_THREADS -b 64 -k 16"
 add_job memory_bigblocks 1 "bigblocks -n $BIG_STEPS -w 16 -m 65536 -M 16777216 -S 42"
+# prodcons_64, prodcons_16_1024 (threads 2 and 4: half producers, half
+# consumers): blocks allocated in batches of 1000..4000 by producers, handed
+# over a bounded queue (8 batches) and freed by consumers, so every free is
+# remote; ops_per_sec = blocks passed per second, rss_kib = VmHWM.  About 2 s
+# under glibc (a second in quick mode).
+for t in 2 4; do
+    add_job prodcons_64 "$t" "prodcons -t $t -m 64 -M 64 -n $PC64_BLOCKS -S 42"
+    add_job prodcons_16_1024 "$t" "prodcons -t $t -m 16 -M 1024 -n $PCMIX_BLOCKS -S 42"
+done
+# quiet_<size>x<count>_{sleep,active}: a burst of blocks written and freed,
+# then QUIET_SECS with no allocator call at all (sleep) or with only
+# malloc(64)/free pairs every 10 us (active, the fast path); growth_kib =
+# VmRSS after the quiet period - VmRSS at start (what the burst left
+# resident), after_free_rss_kib = VmRSS right after the last free.  Small
+# (1 M x 16 B), medium (2000 x 100 KiB) and big blocks (64 x 4 MiB).
+for shape in "16x1M 1048576 16" "100Kx2000 2000 102400" "4Mx64 64 4194304"; do
+    read -r label count size <<<"$shape"
+    add_job "quiet_${label}_sleep" 1 "quiet -n $count -s $size -w $QUIET_SECS -q"
+    add_job "quiet_${label}_active" 1 "quiet -n $count -s $size -w $QUIET_SECS -a"
+done
+# churn_2k_4k: thread churn as memory_churn but each thread keeps 50 blocks
+# of 2..4 KiB (64 threads at a time, freed by main after they exit):
+# final_rss_kib = VmRSS at the end, seconds = the whole run.
+add_job churn_2k_4k 64 "churn -t $CHURN_THREADS -b 64 -k 50 -m 2048 -M 4096"
+# redis_idle: Debian's redis-server with the allocator preloaded, loaded by
+# redis-benchmark (SET on 100,000 random keys, LPUSH, 200-byte values,
+# REDIS_REQUESTS each), then FLUSHALL and 3 s idle: rss_after_load_kib and
+# rss_idle_kib are the server's VmRSS (scripts/redis-idle.sh).  The glibc
+# column preloads libc (Debian's redis is linked with jemalloc).  Skipped by
+# name when redis cannot be installed.
+if selected redis_idle; then
+    if bash scripts/redis-idle.sh --install; then
+        add_job redis_idle 1 "REDIS_REQUESTS=$REDIS_REQUESTS script:redis-idle.sh"
+    else
+        note "SKIPPING redis_idle: redis-server/redis-tools not installed and could not be installed"
+        SKIPPED_JOBS+=(redis_idle)
+    fi
+fi
 ((${#JOB_NAME[@]} > 0)) || die "BENCH_FILTER='${BENCH_FILTER:-}' matches no benchmark"
 
 # ------------------------------------------------------------------- runs
@@ -164,12 +220,22 @@ run_one() {
     local name=${JOB_NAME[$j]} threads=${JOB_THREADS[$j]}
     local -a cmd envs=()
     read -r -a cmd <<<"${JOB_CMD[$j]}"
-    cmd[0]="$BUILD_DIR/${cmd[0]}"
-    local preload
+    while [[ "${cmd[0]}" =~ ^[A-Z_][A-Z0-9_]*= ]]; do
+        envs+=("${cmd[0]}"); cmd=("${cmd[@]:1}")
+    done
+    local preload script=0
     preload=$(alloc_preload "$alloc")
-    [[ -n "$preload" ]] && envs=("LD_PRELOAD=$preload")
+    if [[ "${cmd[0]}" == script:* ]]; then
+        # The script preloads the allocator into what it measures, not itself.
+        script=1
+        cmd=(bash "scripts/${cmd[0]#script:}" "${preload:-glibc}" "${cmd[@]:1}")
+    else
+        cmd[0]="$BUILD_DIR/${cmd[0]}"
+        [[ -n "$preload" ]] && envs+=("LD_PRELOAD=$preload")
+    fi
     local -a wrap=(timeout -k 5 "$RUN_TIMEOUT")
-    [[ -n "$TIME_BIN" ]] && wrap+=("$TIME_BIN" -f %M -o "$TMP/time")
+    # /usr/bin/time over a script would report its biggest child, whichever.
+    [[ -n "$TIME_BIN" && $script == 0 ]] && wrap+=("$TIME_BIN" -f %M -o "$TMP/time")
 
     n=$((n + 1))
     printf '[%d/%d] %s t=%s %s run %d/%d ... ' "$n" "$total" "$name" "$threads" "$alloc" "$run" "$RUNS" >&2
@@ -200,6 +266,16 @@ run_one() {
             metrics=("rss_kib=$(field peak_kib "$out")" "final_rss_kib=$(field final_kib "$out")") ;;
         memory_bigblocks)
             metrics=("rss_kib=$(field peak_kib "$out")" "seconds=$(field seconds "$out")") ;;
+        prodcons_*)
+            metrics=("ops_per_sec=$(field ops_per_sec "$out")" "rss_kib=$(field peak_kib "$out")") ;;
+        quiet_*)
+            metrics=("after_free_rss_kib=$(field after_free_kib "$out")"
+                     "growth_kib=$(field growth_kib "$out")") ;;
+        churn_*)
+            metrics=("final_rss_kib=$(field final_kib "$out")" "seconds=$(field seconds "$out")") ;;
+        redis_*)
+            metrics=("rss_after_load_kib=$(field rss_after_load_kib "$out")"
+                     "rss_idle_kib=$(field rss_idle_kib "$out")") ;;
         memory_*)
             local start wait
             start=$(field start_kib "$out") wait=$(field after_wait_kib "$out")
@@ -209,7 +285,7 @@ run_one() {
                      "after_wait_growth_kib=$([[ -n "$start" && -n "$wait" ]] && echo $((wait - start)))") ;;
         *) metrics=("ops_per_sec=$(field ops_per_sec "$out")") ;;
     esac
-    if [[ -n "$TIME_BIN" ]]; then
+    if [[ -n "$TIME_BIN" && $script == 0 ]]; then
         metrics+=("peak_rss_kib=$(tail -n1 "$TMP/time")")
     fi
     local m
@@ -228,6 +304,11 @@ run_one() {
     done
     case "$name" in
         memory_bigblocks) echo "$(field seconds "$out") s, $(field peak_kib "$out") KiB peak" >&2 ;;
+        prodcons_*) awk -v v="$(field ops_per_sec "$out")" -v p="$(field peak_kib "$out")" \
+                        'BEGIN { printf "%.2fM ops/s, %d KiB peak\n", v / 1e6, p }' >&2 ;;
+        quiet_*) echo "$(field growth_kib "$out") KiB growth, $(field after_free_kib "$out") KiB after free" >&2 ;;
+        churn_*) echo "$(field seconds "$out") s, $(field final_kib "$out") KiB at the end" >&2 ;;
+        redis_*) echo "$(field rss_after_load_kib "$out") KiB loaded, $(field rss_idle_kib "$out") KiB idle" >&2 ;;
         memory_*) echo "$(field peak_kib "$out") KiB peak" >&2 ;;
         *) awk -v v="$(field ops_per_sec "$out")" 'BEGIN { printf "%.2fM ops/s\n", v / 1e6 }' >&2 ;;
     esac
@@ -261,4 +342,5 @@ python3 bench-c/summarize.py --raw "$RAW" --out "$OUT" --allocators "${ALLOCS[*]
     --skipped "${SKIPPED[*]}"
 python3 scripts/chart.py "$OUT/results.csv" "$OUT/chart.svg" --allocators "${ALLOCS[*]}"
 ((${#SKIPPED[@]} == 0)) || note "NOTE: skipped, not installed: ${SKIPPED[*]}"
+((${#SKIPPED_JOBS[@]} == 0)) || note "NOTE: benchmarks skipped (program not installed): ${SKIPPED_JOBS[*]}"
 note "wrote $OUT/results.csv, $OUT/results.md, $OUT/chart.svg (total $((SECONDS - started)) s)"

@@ -37,6 +37,11 @@ MEMORY_ROWS = [  # (benchmark prefix, metric, label suffix)
     ("memory_", "after_free_rss_kib", "RSS after free"),
     ("memory_", "final_rss_kib", "RSS at the end"),
     ("memory_bigblocks", "seconds", "time"),
+    ("prodcons_", "rss_kib", "peak RSS"),
+    ("quiet_", "growth_kib", "RSS left after quiet"),
+    ("churn_", "final_rss_kib", "RSS at the end"),
+    ("churn_", "seconds", "time"),
+    ("redis_", "rss_idle_kib", "idle RSS"),
     ("larson_", "peak_rss_kib", "peak RSS"),
     ("random_mixed_16_1024", "peak_rss_kib", "peak RSS"),
 ]
