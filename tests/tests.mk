@@ -15,7 +15,7 @@ HT_PRELOAD := HAKTEST_EXPECT_HAKMEM=1 LD_PRELOAD=$(abspath $(LIB))
 HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test \
               $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
-              $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so
+              $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test
 
 .PHONY: test-c-glibc
 
@@ -31,6 +31,9 @@ $(BUILD)/threads_test: tests/c/threads_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -DHAK_LINKED -o $@ $< $(HT_LINKHAK) -ldl
 
 $(BUILD)/harden_test: tests/c/harden_test.c include/hakmem.h $(LIB) | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+$(BUILD)/purge_test: tests/c/purge_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/stress: tests/c/stress.c $(LIB) | $(BUILD)
@@ -66,6 +69,8 @@ test-c:: $(HT_BINS) $(LIB)
 	$(BUILD)/stress -t 4 -n 40000 -S 7
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/stress_plain -t 4 -n 40000 -S 8
 	$(HT_PRELOAD) $(BUILD)/oom_test_plain
+	$(BUILD)/purge_test
+	HAKMEM_PURGE_THREAD=0 $(BUILD)/purge_test off
 	$(HT_PRELOAD) $(BUILD)/lifecycle_plain $(abspath $(BUILD)/libtls_lib.so) > $(BUILD)/lifecycle.out
 	@cat $(BUILD)/lifecycle.out
 	@grep -q "atexit handler freed" $(BUILD)/lifecycle.out && grep -q "static destructor freed" $(BUILD)/lifecycle.out \
