@@ -96,6 +96,7 @@ extern "C" fn fork_prepare() {
     lifecycle::lock_for_fork();
     registry::lock_for_fork();
     large::lock_for_fork();
+    lifecycle::lock_pool_for_fork();
     bootstrap::lock_for_fork();
 }
 
@@ -103,6 +104,7 @@ extern "C" fn fork_prepare() {
 /// that forked, so releasing is the same as resetting).
 extern "C" fn fork_release() {
     bootstrap::unlock_after_fork();
+    lifecycle::unlock_pool_after_fork();
     large::unlock_after_fork();
     registry::unlock_after_fork();
     lifecycle::unlock_after_fork();

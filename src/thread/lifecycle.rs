@@ -172,12 +172,21 @@ pub fn with_orphan_heap<R>(f: impl FnOnce(Option<&mut Heap>) -> R) -> R {
 }
 
 /// fork: taken in a fixed order before, released after (in both processes).
+/// The orphan heap's lock comes first (its holder goes on to every tier's
+/// locks, purges included); the heap pool's is a leaf (its holders take no
+/// other lock), taken after the tiers' (`lock_pool_for_fork`).
 pub fn lock_for_fork() {
-    POOL.lock.acquire();
     ORPHAN.lock.acquire();
 }
 
 pub fn unlock_after_fork() {
     ORPHAN.lock.release();
+}
+
+pub fn lock_pool_for_fork() {
+    POOL.lock.acquire();
+}
+
+pub fn unlock_pool_after_fork() {
     POOL.lock.release();
 }
