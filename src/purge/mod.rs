@@ -23,13 +23,15 @@ use crate::thread::{lifecycle, tls};
 /// The earliest due time of any tier (`due::NEVER`: nothing waits).
 #[inline]
 pub fn next_due() -> u64 {
-    registry::purge_due().min(large::purge_due()).min(lifecycle::purge_due())
+    let threads = lifecycle::purge_due().min(lifecycle::trim_due());
+    registry::purge_due().min(large::purge_due()).min(threads)
 }
 
 /// Runs what is due at `now` (everything when `force`); true if anything
 /// was given back.
 pub fn run(now: u64, force: bool) -> bool {
     let slabs = registry::purge(now, force);
+    lifecycle::ask_trims(now, force);
     let heaps = lifecycle::purge_pooled(now, force);
     large::purge(now, force) | slabs | heaps
 }

@@ -5,10 +5,12 @@
 //! hand all of it back.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::purge;
-use crate::purge::due::NEVER;
+use crate::config;
+use crate::os::clock::now_ms;
+use crate::purge::due::{Due, NEVER};
 use crate::slab::registry;
 use crate::slab::size_class::NUM_CLASSES;
 use crate::slab::slab::{push_chain, Block, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
@@ -58,9 +60,27 @@ pub struct Heap {
     /// found again at the next refill that lacks a partial slab, with no
     /// scan of the full rings.
     pub inbox: AtomicPtr<Block>,
+    /// Set by the owner when its cache holds more than it starts with (a
+    /// trim is due, `CACHE_TRIM_DUE`); cleared when it trims.
+    pub trim_wanted: AtomicBool,
+    /// Set by the purge thread when the trim is due: the owner trims its
+    /// cache at its next slow path (`trim_if_asked`).
+    pub trim_asked: AtomicBool,
+    /// Links on the list of live heaps (`lifecycle`), which the purge thread
+    /// walks to ask for trims.
+    pub live_next: *mut Heap,
+    pub live_prev: *mut Heap,
 }
+
 /// Slow-path events between looks for idle classes to shrink.
 const TICK_EVENTS: u32 = 4096;
+
+/// When some heap's cache is next due to be asked for a trim. Blocks a
+/// thread cached keep their whole slabs resident (after a mass free, up to
+/// one slab per cached block): the purge thread asks heaps that want a
+/// trim, and each gives back the classes that went idle at its next slow
+/// path, with nothing added to the fast paths.
+pub static CACHE_TRIM_DUE: Due = Due::new();
 
 impl Heap {
     pub const EMPTY: Heap = Heap {
@@ -74,6 +94,10 @@ impl Heap {
         next: ptr::null_mut(),
         pooled_since: NEVER,
         inbox: AtomicPtr::new(ptr::null_mut()),
+        trim_wanted: AtomicBool::new(false),
+        trim_asked: AtomicBool::new(false),
+        live_next: ptr::null_mut(),
+        live_prev: ptr::null_mut(),
     };
 
     /// Points the bins at their slot arrays and sets starting capacities.
@@ -338,7 +362,9 @@ impl Heap {
     /// due purges (and a thread's own heap may start the purge thread; the
     /// orphan heap's callers hold its lock).
     fn note_event(&mut self, c: usize, refill: bool) {
-        purge::maybe_purge(ptr::eq(self, tls::heap()));
+        let own = ptr::eq(self, tls::heap());
+        purge::maybe_purge(own);
+        self.trim_if_asked();
         let l = &mut self.lists[c];
         l.events += 1;
         l.refills += refill as u32;
@@ -349,17 +375,24 @@ impl Heap {
             let cap = (bin.cap() * 2).min(max);
             bin.set_cap(cap);
         }
+        if own && self.bin(c).cap() > start_cap(c) {
+            self.want_trim();
+        }
         self.ticks += 1;
         if self.ticks >= TICK_EVENTS {
             self.ticks = 0;
-            self.shrink_idle();
+            self.shrink_idle(false);
         }
     }
 
-    fn shrink_idle(&mut self) {
+    /// Classes with no slow-path event since the last look give room back:
+    /// half of it (`to_min` false), or all but the floor (a trim the purge
+    /// thread asked for: such a class has been idle for a purge delay).
+    fn shrink_idle(&mut self, to_min: bool) {
         for c in 0..NUM_CLASSES {
-            if self.lists[c].events == 0 && self.bin(c).cap() > min_cap(c) {
-                let cap = (self.bin(c).cap() / 2).max(min_cap(c));
+            let now = self.bin(c).cap();
+            if self.lists[c].events == 0 && now > min_cap(c) {
+                let cap = if to_min { min_cap(c) } else { (now / 2).max(min_cap(c)) };
                 let count = self.bin(c).count();
                 if count > cap / 2 {
                     self.flush(c, count - cap / 2);
@@ -369,6 +402,39 @@ impl Heap {
             self.lists[c].events = 0;
             self.lists[c].refills = 0;
         }
+    }
+
+    /// Asks, once per trim, to be asked for a trim after the purge delay.
+    fn want_trim(&mut self) {
+        if !self.trim_wanted.load(Ordering::Relaxed) {
+            self.trim_wanted.store(true, Ordering::Relaxed);
+            CACHE_TRIM_DUE.note(now_ms() + config::purge_delay_ms() as u64);
+        }
+    }
+
+    /// The purge thread asked for a trim (the purge delay has passed since
+    /// we wanted one): idle classes give their blocks back, and a cache
+    /// that still holds more than it starts with wants the next trim.
+    fn trim_if_asked(&mut self) {
+        if !self.trim_asked.load(Ordering::Relaxed) {
+            return;
+        }
+        self.trim_asked.store(false, Ordering::Relaxed);
+        self.trim_wanted.store(false, Ordering::Relaxed);
+        self.shrink_idle(true);
+        if (0..NUM_CLASSES).any(|c| self.bin(c).cap() > start_cap(c)) {
+            self.want_trim();
+        }
+    }
+
+    /// The purge thread asks heap `h`'s owner to trim its cache at its
+    /// next slow path.
+    ///
+    /// # Safety
+    /// `h` is a live heap (heaps are never unmapped). Only its atomic
+    /// `trim_asked` is touched, which is all the owner lets others touch.
+    pub unsafe fn ask_trim(h: *const Heap) {
+        (*ptr::addr_of!((*h).trim_asked)).store(true, Ordering::Relaxed);
     }
 
     /// Moves an owned slab between rings (ON_NONE: onto none). Onto the full
@@ -492,4 +558,39 @@ unsafe fn ring_remove(head: &mut *mut Slab, s: *mut Slab) {
     }
     (*s).next = ptr::null_mut();
     (*s).prev = ptr::null_mut();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::{free, malloc};
+    use crate::slab::size_class::class_of;
+
+    /// A thread frees a burst and then uses other classes only: once the
+    /// purge thread's request finds the burst's class idle, its cache gives
+    /// the blocks back (so their slabs can go), keeping only the floor.
+    #[test]
+    fn an_asked_trim_gives_an_idle_class_back() {
+        std::thread::spawn(|| {
+            let blocks: Vec<usize> = (0..5000).map(|_| malloc(200) as usize).collect(); // alloc-ok: unit test (cfg(test)), on the system allocator
+            blocks.iter().for_each(|&p| free(p as *mut u8, "test"));
+            let h = tls::heap();
+            let c = class_of(200);
+            // SAFETY: this thread's own heap, used by this thread only.
+            let heap = unsafe { &mut *h };
+            assert!(heap.bin(c).count() > start_cap(c), "the burst filled a grown cache");
+            assert!(heap.trim_wanted.load(Ordering::Relaxed), "a grown cache wants a trim");
+            // The first request comes within the burst's window (the class
+            // was busy); the second finds it idle.
+            for _ in 0..2 {
+                // SAFETY: h is a live heap.
+                unsafe { Heap::ask_trim(h) };
+                heap.trim_if_asked();
+            }
+            assert!(heap.bin(c).count() <= min_cap(c) / 2, "{} blocks still cached", heap.bin(c).count());
+            assert_eq!(heap.bin(c).cap(), min_cap(c));
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -7,6 +7,7 @@
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::ptr;
+use core::sync::atomic::Ordering;
 
 use crate::config;
 use crate::init;
@@ -15,7 +16,7 @@ use crate::os::clock::now_ms;
 use crate::purge::due::{Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::cache::TOTAL_SLOTS;
-use crate::thread::heap::Heap;
+use crate::thread::heap::{Heap, CACHE_TRIM_DUE};
 use crate::thread::tls::{self, Tls, BUSY, GONE, LIVE, NEW};
 
 const HEAP_HEADER: usize = os::align_up(size_of::<Heap>(), 64);
@@ -36,6 +37,9 @@ static DUE: Due = Due::new();
 
 /// Heaps of exited threads, ready for new ones (linked through `next`).
 static POOL: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
+/// Heaps of live threads (linked through `live_next`/`live_prev`), for the
+/// purge thread to ask for trims.
+static LIVE_HEAPS: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
 /// The heap of threads that have exited but still allocate.
 static ORPHAN: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
 
@@ -50,10 +54,16 @@ fn take_heap() -> *mut Heap {
             // SAFETY: pooled heaps are live and unused.
             *pool = unsafe { (*h).next };
             drop(_g);
-            // Blocks sent just as its last thread exited: their slabs are
-            // not ours, so they go on to their remote lists.
             // SAFETY: the heap left the pool; nobody else uses it.
-            unsafe { (*h).drain_inbox() };
+            unsafe {
+                // Blocks sent just as its last thread exited: their slabs
+                // are not ours, so they go on to their remote lists.
+                (*h).drain_inbox();
+                // A trim asked just before it left the live list is moot:
+                // abandoning it emptied its cache.
+                (*h).trim_asked.store(false, Ordering::Relaxed);
+                (*h).trim_wanted.store(false, Ordering::Relaxed);
+            }
             return h;
         }
     }
@@ -137,6 +147,7 @@ pub fn thread_init(t: *mut Tls) -> bool {
         return false;
     }
     init::register_thread(h as *mut libc::c_void);
+    link_live(h);
     // SAFETY: as above.
     unsafe {
         (*t).heap = h;
@@ -154,9 +165,72 @@ pub extern "C" fn thread_exit(arg: *mut libc::c_void) {
     unsafe {
         (*t).heap = tls::sentinel();
         (*t).state = GONE;
-        (*h).abandon();
     }
+    unlink_live(h);
+    // SAFETY: as above.
+    unsafe { (*h).abandon() };
     pool_heap(h);
+}
+
+fn link_live(h: *mut Heap) {
+    let _g = LIVE_HEAPS.lock.lock();
+    // SAFETY: the live-list lock is held; h and the listed heaps are live.
+    unsafe {
+        let head = *LIVE_HEAPS.heap.get();
+        (*h).live_prev = ptr::null_mut();
+        (*h).live_next = head;
+        if !head.is_null() {
+            (*head).live_prev = h;
+        }
+        *LIVE_HEAPS.heap.get() = h;
+    }
+}
+
+fn unlink_live(h: *mut Heap) {
+    let _g = LIVE_HEAPS.lock.lock();
+    // SAFETY: as in link_live; h is on the list.
+    unsafe {
+        let (prev, next) = ((*h).live_prev, (*h).live_next);
+        if prev.is_null() {
+            *LIVE_HEAPS.heap.get() = next;
+        } else {
+            (*prev).live_next = next;
+        }
+        if !next.is_null() {
+            (*next).live_prev = prev;
+        }
+        (*h).live_next = ptr::null_mut();
+        (*h).live_prev = ptr::null_mut();
+    }
+}
+
+/// When a live heap's cache is next due to be asked for a trim.
+#[inline]
+pub fn trim_due() -> u64 {
+    CACHE_TRIM_DUE.get()
+}
+
+/// Asks every live heap whose cache wants a trim to make it (their owners
+/// do, at their next free: `Heap::ask_trim`), when that is due (always
+/// when `force`). Gives nothing back itself, so it returns nothing.
+pub fn ask_trims(now: u64, force: bool) {
+    if !force && now < CACHE_TRIM_DUE.get() {
+        return;
+    }
+    // Owners that want a trim again note a new time.
+    CACHE_TRIM_DUE.set(NEVER);
+    let _g = LIVE_HEAPS.lock.lock();
+    // SAFETY: the live-list lock is held; listed heaps are live.
+    let mut h = unsafe { *LIVE_HEAPS.heap.get() };
+    while !h.is_null() {
+        // SAFETY: as above; ask_trim touches only the heap's atomics.
+        unsafe {
+            if (*h).trim_wanted.load(Ordering::Relaxed) {
+                Heap::ask_trim(h);
+            }
+            h = (*h).live_next;
+        }
+    }
 }
 
 /// Runs `f` on the shared heap of exited threads, under its lock.
@@ -185,8 +259,10 @@ pub fn unlock_after_fork() {
 
 pub fn lock_pool_for_fork() {
     POOL.lock.acquire();
+    LIVE_HEAPS.lock.acquire();
 }
 
 pub fn unlock_pool_after_fork() {
+    LIVE_HEAPS.lock.release();
     POOL.lock.release();
 }
