@@ -5,7 +5,9 @@
  * end and at its peak.
  *
  * Output, one line: churn threads=T blocks=K final_kib=F peak_kib=P seconds=S
- * (plus min=A max=B after blocks= when -m or -M is given). */
+ * (plus min=A max=B after blocks= when -m or -M is given, and
+ * after_wait_kib=W after final_kib= with -w MS: VmRSS again after MS quiet
+ * milliseconds). */
 #define _GNU_SOURCE
 #include "bench_common.h"
 
@@ -55,18 +57,19 @@ static long status_kib(const char *key)
 int main(int argc, char **argv)
 {
     bench_name = "churn";
-    bench_usage = "[-t threads] [-b batch] [-k blocks_per_thread] [-m min] [-M max]";
-    uint64_t threads = 20000, batch = 64, blocks = 16, min = 16, max = 2048;
+    bench_usage = "[-t threads] [-b batch] [-k blocks_per_thread] [-m min] [-M max] [-w wait_ms]";
+    uint64_t threads = 20000, batch = 64, blocks = 16, min = 16, max = 2048, wait_ms = 0;
     int have_range = 0;
     opterr = 0;
     int c;
-    while ((c = getopt(argc, argv, ":t:b:k:m:M:")) != -1) {
+    while ((c = getopt(argc, argv, ":t:b:k:m:M:w:")) != -1) {
         switch (c) {
         case 't': threads = parse_u64('t', optarg, 1, 10000000); break;
         case 'b': batch = parse_u64('b', optarg, 1, MAX_BATCH); break;
         case 'k': blocks = parse_u64('k', optarg, 1, 100000); break;
         case 'm': min = parse_u64('m', optarg, 1, 1ULL << 30); have_range = 1; break;
         case 'M': max = parse_u64('M', optarg, 1, 1ULL << 30); have_range = 1; break;
+        case 'w': wait_ms = parse_u64('w', optarg, 1, 60000); break;
         default: bad_option(c);
         }
     }
@@ -107,8 +110,16 @@ int main(int argc, char **argv)
     if (have_range)
         snprintf(range, sizeof range, " min=%llu max=%llu", (unsigned long long)min,
                  (unsigned long long)max);
-    printf("churn threads=%llu blocks=%llu%s final_kib=%ld peak_kib=%ld seconds=%.2f\n",
-           (unsigned long long)threads, (unsigned long long)blocks, range, status_kib("VmRSS"),
+    long final_kib = status_kib("VmRSS");
+    /* -w: RSS again after that many quiet milliseconds (an allocator that
+     * gives memory back after a delay has done so by then). */
+    char waited[64] = "";
+    if (wait_ms > 0) {
+        usleep((useconds_t)(wait_ms * 1000));
+        snprintf(waited, sizeof waited, " after_wait_kib=%ld", status_kib("VmRSS"));
+    }
+    printf("churn threads=%llu blocks=%llu%s final_kib=%ld%s peak_kib=%ld seconds=%.2f\n",
+           (unsigned long long)threads, (unsigned long long)blocks, range, final_kib, waited,
            status_kib("VmHWM"), secs);
     return 0;
 }

@@ -18,7 +18,7 @@ import sys
 # Metrics in the order the tables show them, with their heading.
 THROUGHPUT = ("ops_per_sec",)
 MEMORY = ("rss_kib", "overhead_kib", "after_free_rss_kib", "after_wait_growth_kib",
-          "growth_kib", "final_rss_kib", "rss_after_load_kib", "rss_idle_kib", "peak_rss_kib")
+          "growth_kib", "final_rss_kib", "after_delay_rss_kib", "rss_after_load_kib", "rss_idle_kib", "peak_rss_kib")
 TIME = ("seconds",)
 HEADINGS = {
     "ops_per_sec": "Throughput, operations per second (higher is better)",
@@ -33,6 +33,7 @@ METRIC_NOTES = {
     "growth_kib": "quiet_*: RSS after the quiet period (sleep: no allocator call; "
                   "active: malloc(64)/free pairs only), minus RSS at start",
     "final_rss_kib": "RSS at the end of the thread churn",
+    "after_delay_rss_kib": "churn_2k_4k: RSS 300 ms after the end (past the purge delay)",
     "rss_after_load_kib": "redis-server's RSS after the redis-benchmark load",
     "rss_idle_kib": "redis-server's RSS 3 s after FLUSHALL, with no requests",
     "seconds": "time of the run (lower is better)",

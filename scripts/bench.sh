@@ -173,8 +173,10 @@ for shape in "16x1M 1048576 16" "100Kx2000 2000 102400" "4Mx64 64 4194304"; do
 done
 # churn_2k_4k: thread churn as memory_churn but each thread keeps 50 blocks
 # of 2..4 KiB (64 threads at a time, freed by main after they exit):
-# final_rss_kib = VmRSS at the end, seconds = the whole run.
-add_job churn_2k_4k 64 "churn -t $CHURN_THREADS -b 64 -k 50 -m 2048 -M 4096"
+# final_rss_kib = VmRSS at the end, after_delay_rss_kib = VmRSS 300 ms later
+# (past hakmem's 100 ms purge delay, twice: the freed blocks' slabs are
+# collected, then purged), seconds = the whole run.
+add_job churn_2k_4k 64 "churn -t $CHURN_THREADS -b 64 -k 50 -m 2048 -M 4096 -w 300"
 # redis_idle: Debian's redis-server with the allocator preloaded, loaded by
 # redis-benchmark (SET on 100,000 random keys, LPUSH, 200-byte values,
 # REDIS_REQUESTS each), then FLUSHALL and 3 s idle: rss_after_load_kib and
@@ -272,7 +274,8 @@ run_one() {
             metrics=("after_free_rss_kib=$(field after_free_kib "$out")"
                      "growth_kib=$(field growth_kib "$out")") ;;
         churn_*)
-            metrics=("final_rss_kib=$(field final_kib "$out")" "seconds=$(field seconds "$out")") ;;
+            metrics=("final_rss_kib=$(field final_kib "$out")" "seconds=$(field seconds "$out")"
+                     "after_delay_rss_kib=$(field after_wait_kib "$out")") ;;
         redis_*)
             metrics=("rss_after_load_kib=$(field rss_after_load_kib "$out")"
                      "rss_idle_kib=$(field rss_idle_kib "$out")") ;;
