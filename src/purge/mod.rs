@@ -23,8 +23,16 @@ use crate::thread::{lifecycle, tls};
 /// The earliest due time of any tier (`due::NEVER`: nothing waits).
 #[inline]
 pub fn next_due() -> u64 {
-    let threads = lifecycle::purge_due().min(lifecycle::trim_due());
-    registry::purge_due().min(large::purge_due()).min(threads)
+    memory_due().min(lifecycle::trim_due())
+}
+
+/// The earliest due time of the tiers that hold free memory (cache trims
+/// aside): only memory waiting to go back starts the purge thread, so a
+/// program whose caches merely grew (most programs, soon) does not get one
+/// for that alone; their trims are asked from the slow paths meanwhile.
+#[inline]
+fn memory_due() -> u64 {
+    registry::purge_due().min(large::purge_due()).min(lifecycle::purge_due())
 }
 
 /// Runs what is due at `now` (everything when `force`); true if anything
@@ -45,7 +53,7 @@ pub fn maybe_purge(own_heap: bool) {
     if due == due::NEVER {
         return;
     }
-    if own_heap {
+    if own_heap && memory_due() != due::NEVER {
         purger::start();
     }
     let now = now_ms();

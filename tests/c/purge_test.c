@@ -1,7 +1,8 @@
 /* purge_test — freed memory goes back to the kernel (linked with -lhakmem).
  *
  *   purge_test          (a) a burst of small, pool and big blocks freed, then
- *                       a quiet half second with no allocator call: RSS is
+ *                       a quiet half second (a second on a loaded machine)
+ *                       with no allocator call: RSS is
  *                       back within 2 MiB of the start, and hakmem's purge
  *                       thread ("hakmem-purge") exists;
  *                       (b) the same in a forked child, while the parent's
@@ -94,8 +95,14 @@ static long quiet_burst(void)
         free(pool[i]);
     for (int i = 0; i < BIG; i++)
         free(big[i]);
+    /* Half a second is five purge delays; a loaded machine gets one more. */
     usleep(500 * 1000);
-    return status_kib("VmRSS:") - start;
+    long growth = status_kib("VmRSS:") - start;
+    if (growth > 2048) {
+        usleep(500 * 1000);
+        growth = status_kib("VmRSS:") - start;
+    }
+    return growth;
 }
 
 static volatile int stop_churn;
