@@ -92,6 +92,11 @@ extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
         let now = now_ms();
         if next <= now {
             purge::run(now, false);
+            if purge::next_due() <= now {
+                // A tier that could not purge just now (another thread
+                // held its turn) is looked at again shortly, not in a spin.
+                due::sleep(seq, SLACK_MS);
+            }
             continue;
         }
         let wait = if next == due::NEVER { due::NEVER } else { next - now + SLACK_MS };
