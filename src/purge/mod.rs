@@ -1,7 +1,9 @@
 //! Giving memory back: the one place that decides what is due and runs it,
 //! for every tier (slabs and SuperSlabs in the registry, pool runs and
-//! regions, cached big ranges, the slot pages of pooled heaps). Each tier keeps its own due time
-//! (`due::Due`) and knows how to purge itself; this module asks them.
+//! regions, cached big ranges, the slot pages of pooled heaps) and for the
+//! trims of grown thread caches, which it asks their owners for. Each tier
+//! keeps its own due time (`due::Due`) and knows how to purge itself; this
+//! module asks them.
 //!
 //! Purges run from three places: the background purge thread (`purger`),
 //! which sleeps until the earliest due time, so a program that stops
