@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Set by each harness before parsing: its name and its one-line usage. */
@@ -180,6 +181,30 @@ static inline long proc_status_kib(const char *key)
     }
     fprintf(stderr, "%s: no %s in /proc/self/status\n", bench_name, key);
     exit(1);
+}
+
+/* An array for n pointers from mmap, not from the allocator under test, so
+ * it is never counted as the allocator's memory; *bytes gets its size. */
+static inline void **map_pointers(uint64_t n, size_t *bytes)
+{
+    *bytes = (size_t)n * sizeof(void *);
+    void **ptrs = mmap(NULL, *bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ptrs == MAP_FAILED)
+        die_oom("mmap", *bytes);
+    return ptrs;
+}
+
+/* n blocks of size bytes into ptrs, each written whole (block i with the low
+ * byte of i), so that every page of them is resident. */
+static inline void fill_blocks(void **ptrs, uint64_t n, size_t size)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned char *p = malloc(size);
+        if (p == NULL)
+            die_oom("malloc", size);
+        memset(p, (int)(i & 0xff), size);
+        ptrs[i] = p;
+    }
 }
 
 /* Touch a fresh block the way a program would: its first bytes and its last. */

@@ -11,7 +11,6 @@
 #define _GNU_SOURCE
 #include "bench_common.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 
 #define MAX_BATCH 256
@@ -36,22 +35,6 @@ static void *worker(void *arg)
         touch_block(j->out[i], n, (unsigned char)i);
     }
     return NULL;
-}
-
-static long status_kib(const char *key)
-{
-    char buf[8192];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0) {
-        fprintf(stderr, "churn: cannot read /proc/self/status\n");
-        exit(1);
-    }
-    buf[n] = '\0';
-    char *p = strstr(buf, key);
-    return p ? strtol(p + strlen(key) + 1, NULL, 10) : 0;
 }
 
 int main(int argc, char **argv)
@@ -110,16 +93,16 @@ int main(int argc, char **argv)
     if (have_range)
         snprintf(range, sizeof range, " min=%llu max=%llu", (unsigned long long)min,
                  (unsigned long long)max);
-    long final_kib = status_kib("VmRSS");
+    long final_kib = proc_status_kib("VmRSS");
     /* -w: RSS again after that many quiet milliseconds (an allocator that
      * gives memory back after a delay has done so by then). */
     char waited[64] = "";
     if (wait_ms > 0) {
         usleep((useconds_t)(wait_ms * 1000));
-        snprintf(waited, sizeof waited, " after_wait_kib=%ld", status_kib("VmRSS"));
+        snprintf(waited, sizeof waited, " after_wait_kib=%ld", proc_status_kib("VmRSS"));
     }
     printf("churn threads=%llu blocks=%llu%s final_kib=%ld%s peak_kib=%ld seconds=%.2f\n",
            (unsigned long long)threads, (unsigned long long)blocks, range, final_kib, waited,
-           status_kib("VmHWM"), secs);
+           proc_status_kib("VmHWM"), secs);
     return 0;
 }

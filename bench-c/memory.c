@@ -19,41 +19,6 @@
 #define _GNU_SOURCE
 #include "bench_common.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-
-/* One field of /proc/self/status in KiB, read with read() into a stack
- * buffer so that measuring does not itself allocate. */
-static long status_kib(const char *key)
-{
-    char buf[8192];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        perror("memory: open /proc/self/status");
-        exit(1);
-    }
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == sizeof buf - 1)
-            break;
-    }
-    close(fd);
-    buf[len] = '\0';
-
-    size_t klen = strlen(key);
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, key, klen) == 0 && line[klen] == ':')
-            return strtol(line + klen + 1, NULL, 10); /* "  1234 kB" */
-    }
-    fprintf(stderr, "memory: no %s in /proc/self/status\n", key);
-    exit(1);
-}
 
 int main(int argc, char **argv)
 {
@@ -77,26 +42,17 @@ int main(int argc, char **argv)
     if (blocks * size > (1ULL << 36))
         usage_error("blocks * size is more than 64 GiB");
 
-    long start = status_kib("VmRSS");
+    long start = proc_status_kib("VmRSS");
     /* The pointer array comes from mmap, not the allocator under test, and is
      * touched before the baseline so it is not counted as overhead. */
-    size_t array_bytes = (size_t)blocks * sizeof(void *);
-    void **ptrs = mmap(NULL, array_bytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (ptrs == MAP_FAILED)
-        die_oom("mmap", array_bytes);
+    size_t array_bytes;
+    void **ptrs = map_pointers(blocks, &array_bytes);
     memset(ptrs, 0, array_bytes);
 
-    long baseline = status_kib("VmRSS");
-    for (uint64_t i = 0; i < blocks; i++) {
-        unsigned char *p = malloc((size_t)size);
-        if (p == NULL)
-            die_oom("malloc", (size_t)size);
-        memset(p, (int)(i & 0xff), (size_t)size);
-        ptrs[i] = p;
-    }
-    long live = status_kib("VmRSS");
-    long peak = status_kib("VmHWM");
+    long baseline = proc_status_kib("VmRSS");
+    fill_blocks(ptrs, blocks, (size_t)size);
+    long live = proc_status_kib("VmRSS");
+    long peak = proc_status_kib("VmHWM");
     long data = (long)((blocks * size) / 1024);
 
     for (uint64_t i = 0; i < blocks; i++)
@@ -110,7 +66,7 @@ int main(int argc, char **argv)
             die_oom("malloc", (size_t)size);
         memset(few[i], i, (size_t)size);
     }
-    long after = status_kib("VmRSS");
+    long after = proc_status_kib("VmRSS");
     for (int i = 0; i < 64; i++)
         free(few[i]);
     munmap(ptrs, array_bytes);
@@ -130,7 +86,7 @@ int main(int argc, char **argv)
             struct timespec ms = { 0, 1000000 };
             nanosleep(&ms, NULL);
         }
-        after_wait = status_kib("VmRSS");
+        after_wait = proc_status_kib("VmRSS");
         for (int i = 0; i < 64; i++)
             free(ring[i]);
     }

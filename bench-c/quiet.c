@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include "bench_common.h"
 
-#include <sys/mman.h>
 
 int main(int argc, char **argv)
 {
@@ -52,19 +51,9 @@ int main(int argc, char **argv)
     long start = proc_status_kib("VmRSS");
     /* The pointer array comes from mmap, not the allocator under test, and
      * goes back before the last reading, so it is not counted as growth. */
-    size_t array_bytes = (size_t)blocks * sizeof(void *);
-    void **ptrs = mmap(NULL, array_bytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (ptrs == MAP_FAILED)
-        die_oom("mmap", array_bytes);
-
-    for (uint64_t i = 0; i < blocks; i++) {
-        unsigned char *p = malloc((size_t)size);
-        if (p == NULL)
-            die_oom("malloc", (size_t)size);
-        memset(p, (int)(i & 0xff), (size_t)size);
-        ptrs[i] = p;
-    }
+    size_t array_bytes;
+    void **ptrs = map_pointers(blocks, &array_bytes);
+    fill_blocks(ptrs, blocks, (size_t)size);
     long live = proc_status_kib("VmRSS");
     for (uint64_t i = 0; i < blocks; i++)
         free(ptrs[i]);
