@@ -5,8 +5,9 @@
 //!
 //! Memory goes back to the kernel after the purge delay (HAKMEM_PURGE_DELAY_MS):
 //! the units of released slabs with MADV_DONTNEED, empty SuperSlabs with
-//! munmap (one stays mapped as a reserve, and only while it keeps being
-//! reused within the delay). When they run is `purge`'s to decide
+//! munmap. An emptied SuperSlab waits the delay like any freed unit, so a
+//! program whose live memory swings (producers and consumers) reuses it
+//! instead of unmapping and mapping it again. When they run is `purge`'s to decide
 //! (src/purge/): this tier keeps its due time and does the work.
 
 use core::cell::UnsafeCell;
@@ -23,8 +24,6 @@ use crate::purge::due::{Due, NEVER};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 
-/// Empty SuperSlabs kept mapped for the next slab, until the purge delay.
-const EMPTY_RESERVE: usize = 1;
 /// When the next purge is due.
 static DUE: Due = Due::new();
 /// SuperSlabs mapped, and 64 KiB units holding slabs (for mallinfo); only
@@ -41,7 +40,6 @@ pub fn footprint() -> (usize, usize) {
 struct State {
     /// SuperSlabs with at least one free unit (doubly linked).
     with_room: *mut SuperSlab,
-    empty: usize,
     /// Per class, slabs whose owner exited (linked through `next`).
     abandoned: [*mut Slab; NUM_CLASSES],
 }
@@ -58,7 +56,6 @@ static REGISTRY: Registry = Registry {
     lock: SpinLock::new(),
     state: UnsafeCell::new(State {
         with_room: ptr::null_mut(),
-        empty: 0,
         abandoned: [ptr::null_mut(); NUM_CLASSES],
     }),
 };
@@ -80,9 +77,6 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
             // SAFETY: listed SuperSlabs are mapped and ours under the lock.
             let s = unsafe { &mut *ss };
             if let Some(first) = s.find_free_units(units) {
-                if s.is_empty() {
-                    st.empty -= 1;
-                }
                 let slab = s.claim(first, units, class, size);
                 UNITS_USED.fetch_add(units, Ordering::Relaxed);
                 if s.is_full() {
@@ -133,14 +127,7 @@ fn release_slab(st: &mut State, slab: *mut Slab, now: u64) {
         link(st, ss);
     }
     if s.is_empty() {
-        if st.empty < EMPTY_RESERVE {
-            st.empty += 1;
-            s.empty_since = now;
-        } else {
-            unlink(st, ss);
-            drop_superslab(ss);
-            return;
-        }
+        s.empty_since = now;
     }
     DUE.note(now + config::purge_delay_ms() as u64);
 }
@@ -205,7 +192,6 @@ fn purge_locked(st: &mut State, now: u64, force: bool) -> bool {
         let next = s.next;
         if s.is_empty() && ripe(s.empty_since) {
             unlink(st, ss);
-            st.empty -= 1;
             drop_superslab(ss);
             released = true;
         } else if s.dirty_units != 0 {

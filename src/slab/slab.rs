@@ -44,14 +44,10 @@ impl Block {
         ((*b).link ^ b as usize ^ init::secret()) as *mut Block
     }
 
-    /// The successor of `b` on a list that spans slabs (a heap's inbox):
-    /// null or the start of a block of some live slab; anything else is
-    /// reported.
-    ///
-    /// # Safety
-    /// `b` is a free block on such a list that the caller alone reads.
-    pub unsafe fn next_of_any(b: *mut Block) -> *mut Block {
-        let next = Block::next_unchecked(b);
+    /// Checks `next`, the successor of `b` on a list that spans slabs (a
+    /// heap's inbox): null or the start of a block of some live slab;
+    /// anything else is reported.
+    fn check_any(b: *mut Block, next: *mut Block) -> *mut Block {
         let a = next as usize;
         if !next.is_null()
             && (pagemap::kind(a) != pagemap::SUPERSLAB || superslab::block_bin_offset(a).is_none())
@@ -172,14 +168,42 @@ impl Slab {
         !self.free.is_null() || self.bump < self.end
     }
 
-    /// Gives a block back to its slab. Owner only.
+    /// Takes back the `n` blocks `head..=tail`, linked through their links
+    /// (the tail's is overwritten): one splice onto the free list. Owner only.
     #[inline]
-    pub fn put_local(&mut self, p: *mut u8) {
-        let b = p as *mut Block;
-        // SAFETY: p is a block of this slab that nobody uses any more.
-        unsafe { Block::set_next(b, self.free) };
-        self.free = b;
-        self.used -= 1;
+    pub fn put_run(&mut self, head: *mut Block, tail: *mut Block, n: u32) {
+        // SAFETY: the run is blocks of this slab that nobody uses any more.
+        unsafe { Block::set_next(tail, self.free) };
+        self.free = head;
+        self.used -= n;
+    }
+
+    /// The run of this slab's blocks that starts at `head` on a list that
+    /// spans slabs (a heap's inbox, where each sender's blocks of one slab
+    /// lie together): its tail, its length, and the checked block after it
+    /// (null, or a block of another slab).
+    ///
+    /// # Safety
+    /// `head` is a free block of this slab on such a list that the caller
+    /// alone reads.
+    pub unsafe fn run_from(&self, head: *mut Block) -> (*mut Block, u32, *mut Block) {
+        let magic = block_magic(self.class as usize);
+        let mut tail = head;
+        let mut n = 1;
+        loop {
+            let next = Block::next_unchecked(tail);
+            let offset = (next as usize).wrapping_sub(self.start as usize);
+            // Blocks past `bump` were never handed out: a link there leaves
+            // the slab (null does too, as offset wraps).
+            if offset >= self.bump as usize {
+                return (tail, n, Block::check_any(tail, next));
+            }
+            if !is_block_start(magic, offset as u32) {
+                diag::corrupted_free_list(tail as usize);
+            }
+            tail = next;
+            n += 1;
+        }
     }
 
     /// Pushes the chain `head..=tail` (linked through `next`) onto the remote
@@ -282,8 +306,10 @@ mod tests {
         let distinct: HashSet<_> = out[..total].iter().collect();
         assert_eq!(distinct.len(), total);
         assert!(!s.has_local());
-        s.put_local(out[5]);
-        s.put_local(out[9]);
+        for &p in &[out[5], out[9]] {
+            let b = p as *mut Block;
+            s.put_run(b, b, 1);
+        }
         assert_eq!(s.used as usize, total - 2);
         let mut again = [ptr::null_mut(); 4];
         assert_eq!(s.take(again.as_mut_ptr(), 4), 2);

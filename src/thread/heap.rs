@@ -239,36 +239,42 @@ impl Heap {
         s
     }
 
-    /// Gives every block in the inbox back to its slab: ours go onto their
-    /// free lists (their slabs leave the full rings), and blocks of slabs
-    /// that changed hands since they were sent go to their remote lists.
+    /// Gives every block in the inbox back to its slab, a run of one slab at
+    /// a time: ours go onto their free lists (their slabs leave the full
+    /// rings), and runs of slabs that changed hands since they were sent go
+    /// to their remote lists.
     pub fn drain_inbox(&mut self) {
         if self.inbox.load(Ordering::Relaxed).is_null() {
             return;
         }
         let mut b = self.inbox.swap(ptr::null_mut(), Ordering::Acquire);
-        let mut chain = RemoteChain::new();
         while !b.is_null() {
+            let s = superslab::slab_of(b as usize);
             // SAFETY: the swapped-out list is ours alone; every node is a
             // free block of a live slab (each is counted in its slab's used).
-            let next = unsafe { Block::next_of_any(b) };
-            self.give_back_batched(b as *mut u8, &mut chain);
+            let (tail, n, next) = unsafe { (*s).run_from(b) };
+            self.give_back_run(&Run { slab: s, head: b, tail, n });
             b = next;
         }
-        chain.push();
     }
 
     /// Gives the oldest `n` cached blocks of class `c` back to their slabs.
     pub fn flush(&mut self, c: usize, n: usize) {
         let (slots, count) = self.bin(c).spill();
         let n = n.min(count);
-        let mut chain = RemoteChain::new();
+        let mut run = Run::EMPTY;
         for i in 0..n {
             // SAFETY: i < count, within the slot array.
             let p = unsafe { *slots.add(i) };
-            self.give_back_batched(p, &mut chain);
+            let s = superslab::slab_of(p as usize);
+            if s == run.slab {
+                run.add(p);
+            } else {
+                self.give_back_run(&run);
+                run = Run::one(s, p);
+            }
         }
-        chain.push();
+        self.give_back_run(&run);
         // SAFETY: both ranges lie within the slot array; copy handles overlap.
         unsafe { ptr::copy(slots.add(n), slots, count - n) };
         self.bin(c).settle(count - n);
@@ -289,21 +295,26 @@ impl Heap {
 
     /// Gives one block back to its slab.
     pub fn give_back(&mut self, p: *mut u8) {
-        let mut chain = RemoteChain::new();
-        self.give_back_batched(p, &mut chain);
-        chain.push();
+        self.give_back_run(&Run::one(superslab::slab_of(p as usize), p));
     }
 
-    fn give_back_batched(&mut self, p: *mut u8, chain: &mut RemoteChain) {
-        let s = superslab::slab_of(p as usize);
-        // SAFETY: p is a block of a live slab (checked when it was freed).
-        let slab = unsafe { &mut *s };
-        if !slab.is_owned_by(self) {
-            chain.add(s, p);
+    /// Gives a run of one slab's blocks back: onto its free list if the slab
+    /// is ours, else to its remote list or its owner's inbox.
+    fn give_back_run(&mut self, run: &Run) {
+        let s = run.slab;
+        if s.is_null() {
             return;
         }
-        stats::add(Counter::SlabBlocksBack, 1);
-        slab.put_local(p);
+        // SAFETY: the run's blocks are blocks of a live slab (checked when
+        // they were freed), which stays live while they are out.
+        let slab = unsafe { &mut *s };
+        if !slab.is_owned_by(self) {
+            send_remote(s, run.head, run.tail);
+            stats::add(Counter::RemoteFrees, run.n as u64);
+            return;
+        }
+        stats::add(Counter::SlabBlocksBack, run.n as u64);
+        slab.put_run(run.head, run.tail, run.n);
         if slab.list == ON_FULL {
             self.move_to(s, ON_PARTIAL);
         }
@@ -463,41 +474,30 @@ impl Heap {
     }
 }
 
-/// Blocks for other threads' slabs, gathered so that consecutive blocks of
-/// one slab go onto its remote list with a single CAS.
-struct RemoteChain {
+/// Blocks of one slab linked `head..=tail` (null `slab`: none), given back
+/// together: consecutive frees into one slab cost one splice or one CAS.
+struct Run {
     slab: *mut Slab,
     head: *mut Block,
     tail: *mut Block,
-    n: u64,
+    n: u32,
 }
 
-impl RemoteChain {
-    fn new() -> Self {
-        RemoteChain { slab: ptr::null_mut(), head: ptr::null_mut(), tail: ptr::null_mut(), n: 0 }
+impl Run {
+    const EMPTY: Run = Run { slab: ptr::null_mut(), head: ptr::null_mut(), tail: ptr::null_mut(), n: 0 };
+
+    fn one(s: *mut Slab, p: *mut u8) -> Run {
+        let b = p as *mut Block;
+        Run { slab: s, head: b, tail: b, n: 1 }
     }
 
-    fn add(&mut self, s: *mut Slab, p: *mut u8) {
-        if s != self.slab {
-            self.push();
-            self.slab = s;
-        }
+    /// Adds free block `p` of the run's slab at the front.
+    fn add(&mut self, p: *mut u8) {
         let b = p as *mut Block;
         // SAFETY: b is a free block nobody else references.
         unsafe { Block::set_next(b, self.head) };
-        if self.head.is_null() {
-            self.tail = b;
-        }
         self.head = b;
         self.n += 1;
-    }
-
-    fn push(&mut self) {
-        if !self.head.is_null() {
-            send_remote(self.slab, self.head, self.tail);
-            stats::add(Counter::RemoteFrees, self.n);
-        }
-        *self = RemoteChain::new();
     }
 }
 
