@@ -98,7 +98,7 @@ fn is_unknown(name: &[u8]) -> bool {
 /// A decimal number up to `max`; `default` when unset or (after a warning
 /// naming the default) malformed.
 fn number(key: &core::ffi::CStr, name: &str, max: u32, default: u32) -> u32 {
-    let Some(bytes) = env(key) else {
+    let Some(bytes) = crate::os::process::getenv(key) else {
         return default;
     };
     parse_number(bytes, max).unwrap_or_else(|| {
@@ -122,19 +122,8 @@ fn parse_number(bytes: &[u8], max: u32) -> Option<u32> {
     (v <= max as u64).then_some(v as u32)
 }
 
-fn env(key: &core::ffi::CStr) -> Option<&'static [u8]> {
-    // SAFETY: key is NUL-terminated; getenv returns null or a C string that
-    // stays valid while nobody calls setenv, which is all we need here.
-    let value = unsafe { libc::getenv(key.as_ptr()) };
-    if value.is_null() {
-        return None;
-    }
-    // SAFETY: non-null getenv results are NUL-terminated.
-    Some(unsafe { core::ffi::CStr::from_ptr(value) }.to_bytes())
-}
-
 fn flag(key: &core::ffi::CStr, name: &str) -> bool {
-    let Some(bytes) = env(key) else {
+    let Some(bytes) = crate::os::process::getenv(key) else {
         return false;
     };
     match parse_flag(bytes) {

@@ -2,12 +2,13 @@
 //! (possibly before any constructor has run), and again from hakmem's own
 //! constructor: configuration, the thread-exit key and the fork handlers.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use crate::bootstrap;
 use crate::config;
 use crate::diag::{self, Line};
 use crate::large;
+use crate::os;
 use crate::purge;
 use crate::slab::registry;
 use crate::stats;
@@ -19,16 +20,6 @@ const DONE: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 static KEY: AtomicU32 = AtomicU32::new(0);
-/// Per-process random key: free-list links and hardened mode's free marks are
-/// encoded with it, so memory written after free cannot forge them.
-static SECRET: AtomicUsize = AtomicUsize::new(0);
-
-/// The per-process key (set before any slab exists).
-#[inline]
-pub fn secret() -> usize {
-    SECRET.load(Ordering::Relaxed)
-}
-
 /// Makes sure the process-wide set-up has run. The calling thread must be in
 /// the BUSY state, so allocations made by the libc calls below go to the
 /// bootstrap arena instead of coming back here.
@@ -44,13 +35,12 @@ fn init_slow() {
     if STATE.compare_exchange(UNINIT, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
         // Another thread is setting up; it calls nothing that waits for us.
         while STATE.load(Ordering::Acquire) != DONE {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
+            os::process::yield_now();
         }
         return;
     }
     config::load();
-    SECRET.store(random_key(), Ordering::Relaxed);
+    os::random::choose_secret();
     stats::keep_stderr();
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: key is a valid out-pointer; the destructor is an extern "C" fn
@@ -65,23 +55,6 @@ fn init_slow() {
         Line::new().str("hakmem: ").str(crate::VERSION).str(" active").write_to(2);
     }
     STATE.store(DONE, Ordering::Release);
-}
-
-/// Sixteen random bytes the kernel gives every process (AT_RANDOM), folded
-/// into one odd word; the address of a local if they are missing.
-fn random_key() -> usize {
-    // SAFETY: getauxval has no preconditions; AT_RANDOM, when present, points
-    // at 16 readable bytes for the life of the process.
-    let bytes = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const [usize; 2];
-    let here = &bytes as *const _ as usize;
-    let key = if bytes.is_null() {
-        here.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15
-    } else {
-        // SAFETY: as above.
-        let [a, b] = unsafe { bytes.read_unaligned() };
-        a ^ b.rotate_left(32)
-    };
-    key | 1
 }
 
 /// Registers a new thread's heap so that its exit calls `thread_exit`.

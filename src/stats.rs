@@ -8,6 +8,7 @@
 use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 use crate::config;
+use crate::os;
 use crate::diag::Line;
 use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
 
@@ -122,17 +123,6 @@ pub fn get(c: Counter) -> u64 {
     COUNTS[c as usize].load(Ordering::Relaxed)
 }
 
-/// The process's peak RSS in KiB (getrusage; it allocates nothing).
-fn peak_rss_kib() -> u64 {
-    // SAFETY: an all-zero rusage is valid; getrusage only writes into it.
-    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
-    // SAFETY: ru is a valid out-pointer.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0;
-    }
-    ru.ru_maxrss.max(0) as u64
-}
-
 /// Writes the report to `fd`; false if any line could not be written.
 pub fn print(fd: i32) -> bool {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -141,8 +131,7 @@ pub fn print(fd: i32) -> bool {
     let hits = (mallocs + frees).saturating_sub(load(&CACHE_MISSES));
 
     let mut line = Line::new();
-    // SAFETY: getpid has no preconditions.
-    line.str("hakmem: stats: pid=").dec(unsafe { libc::getpid() } as u64);
+    line.str("hakmem: stats: pid=").dec(os::process::pid());
     for (i, name) in NAMES.iter().enumerate() {
         line.str(" ").str(name).str("=").dec(load(&COUNTS[i]));
     }
@@ -150,7 +139,7 @@ pub fn print(fd: i32) -> bool {
     line.str(" superslabs_peak=").dec(PEAK_SS.load(Ordering::Relaxed).max(0) as u64);
     line.str(" mallocs=").dec(mallocs).str(" frees=").dec(frees);
     line.str(" cache_hit_pct=").dec(percent(hits, mallocs + frees));
-    line.str(" peak_rss_kib=").dec(peak_rss_kib());
+    line.str(" peak_rss_kib=").dec(os::process::peak_rss_kib());
     let mut ok = line.write_to(fd);
 
     for (c, k) in CLASSES.iter().enumerate() {

@@ -37,8 +37,7 @@ impl SpinLock {
                 core::hint::spin_loop();
                 spins += 1;
             } else {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
+                crate::os::process::yield_now();
             }
         }
     }

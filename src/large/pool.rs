@@ -15,10 +15,10 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config;
 use crate::large::pool_region::{class_of, class_size, Links, Region, NUM_CLASSES, REGION};
+use crate::os;
 use crate::os::clock::now_ms;
 use crate::purge::due::{Due, NEVER};
 use crate::sync::SpinLock;
-use crate::thread::tls;
 
 pub use crate::large::pool_region::MAX_SIZE;
 
@@ -80,7 +80,7 @@ static PURGING: AtomicBool = AtomicBool::new(false);
 
 /// The calling thread's shard: its thread pointer, hashed.
 fn my_shard() -> usize {
-    let t = tls::current() as usize as u64;
+    let t = os::process::thread_pointer() as u64;
     ((t >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61) as usize % SHARDS
 }
 

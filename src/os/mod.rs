@@ -1,8 +1,13 @@
 //! The OS layer: every byte hakmem manages comes from here, as anonymous
-//! mappings. Nothing in this module allocates; each call is one system call.
+//! mappings, and every other question hakmem asks the kernel goes through
+//! here too (`clock`, `process`, `random`; the page map is hakmem's own
+//! record of what it mapped). Nothing in this module allocates; each call
+//! is one system call.
 
 pub mod clock;
 pub mod pagemap;
+pub mod process;
+pub mod random;
 
 use core::ptr;
 

@@ -6,6 +6,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use crate::os::process;
+
 /// No purge waits.
 pub const NEVER: u64 = u64::MAX;
 
@@ -50,8 +52,7 @@ static SLEEPING: AtomicBool = AtomicBool::new(false);
 fn wake() {
     if SLEEPING.load(Ordering::SeqCst) {
         SEQ.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: FUTEX_WAKE on a static word; no memory is passed back.
-        unsafe { libc::syscall(libc::SYS_futex, SEQ.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+        process::futex_wake(&SEQ);
     }
 }
 
@@ -67,12 +68,7 @@ pub fn prepare_sleep() -> u32 {
 /// wake-up came since `prepare_sleep` returned `seq`.
 pub fn sleep(seq: u32, ms: u64) {
     let ts = libc::timespec { tv_sec: (ms / 1000) as libc::time_t, tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long };
-    let timeout = if ms == NEVER { core::ptr::null() } else { &ts as *const libc::timespec };
-    // SAFETY: FUTEX_WAIT on a static word with a valid (or null) relative
-    // timeout; it returns at once if the word no longer holds `seq`.
-    unsafe {
-        libc::syscall(libc::SYS_futex, SEQ.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, seq, timeout)
-    };
+    process::futex_wait(&SEQ, seq, if ms == NEVER { None } else { Some(&ts) });
     SLEEPING.store(false, Ordering::SeqCst);
 }
 

@@ -10,8 +10,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::diag;
-use crate::init;
-use crate::os::pagemap;
+use crate::os::{pagemap, random};
 use crate::slab::size_class::{block_magic, is_block_start};
 use crate::slab::superslab;
 use crate::thread::heap::Heap;
@@ -32,7 +31,7 @@ impl Block {
     /// `b` is a free block nobody else reads or writes now.
     #[inline]
     pub unsafe fn set_next(b: *mut Block, next: *mut Block) {
-        (*b).link = next as usize ^ b as usize ^ init::secret();
+        (*b).link = next as usize ^ b as usize ^ random::secret();
     }
 
     /// The raw successor of `b`, not yet checked (see `Slab::next_of`).
@@ -41,7 +40,7 @@ impl Block {
     /// As for `set_next`.
     #[inline]
     unsafe fn next_unchecked(b: *mut Block) -> *mut Block {
-        ((*b).link ^ b as usize ^ init::secret()) as *mut Block
+        ((*b).link ^ b as usize ^ random::secret()) as *mut Block
     }
 
     /// Checks `next`, the successor of `b` on a list that spans slabs (a

@@ -12,7 +12,7 @@
 
 use crate::config;
 use crate::diag;
-use crate::init;
+use crate::os::random;
 use crate::stats;
 use crate::thread::heap::Heap;
 
@@ -81,7 +81,7 @@ fn put(h: &mut Heap, c: usize, p: *mut u8) -> bool {
 /// The checks and counts of a free that does not go through a heap.
 pub fn note_free(c: usize, p: *mut u8) {
     if config::harden() {
-        check_and_mark(p, init::secret());
+        check_and_mark(p, random::secret());
     }
     stats::class_free(c, false);
 }

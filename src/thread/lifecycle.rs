@@ -13,6 +13,7 @@ use crate::config;
 use crate::init;
 use crate::os;
 use crate::os::clock::now_ms;
+use crate::os::random;
 use crate::purge::due::{Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::cache::TOTAL_SLOTS;
@@ -77,7 +78,7 @@ fn new_heap() -> *mut Heap {
     }
     let h = base as *mut Heap;
     // The configuration and the key are set before any heap exists.
-    let mark_key = if config::harden() { init::secret() } else { 0 };
+    let mark_key = if config::harden() { random::secret() } else { 0 };
     // SAFETY: a fresh mapping big enough for the heap and its slot area.
     unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8, config::stats(), mark_key) };
     h

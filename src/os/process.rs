@@ -1,0 +1,72 @@
+//! What the rest of hakmem asks the kernel and libc about the process and
+//! its threads, beyond memory: the environment, ids, resource use, and the
+//! futex the purge thread sleeps on. Nothing here allocates.
+
+use core::ffi::CStr;
+use core::sync::atomic::AtomicU32;
+
+/// The value of environment variable `key`, if set. getenv allocates
+/// nothing, so this is safe from inside the first malloc.
+pub fn getenv(key: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: key is NUL-terminated; getenv returns null or a C string that
+    // stays valid while nobody calls setenv, which is all we need here.
+    let value = unsafe { libc::getenv(key.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: non-null getenv results are NUL-terminated.
+    Some(unsafe { CStr::from_ptr(value) }.to_bytes())
+}
+
+pub fn pid() -> u64 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u64 }
+}
+
+/// The process's peak RSS in KiB (0 if the kernel does not say).
+pub fn peak_rss_kib() -> u64 {
+    // SAFETY: an all-zero rusage is valid; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    ru.ru_maxrss.max(0) as u64
+}
+
+/// The calling thread's thread pointer (its TCB address, `%fs:0`): distinct
+/// for every live thread, one load.
+#[inline]
+pub fn thread_pointer() -> usize {
+    let p: usize;
+    // SAFETY: on x86-64 Linux %fs:0 holds the TCB's own address; reading it
+    // has no side effects.
+    unsafe {
+        core::arch::asm!("mov {p}, qword ptr fs:[0]", p = out(reg) p,
+                         options(pure, readonly, nostack, preserves_flags));
+    }
+    p
+}
+
+/// Gives the CPU to another thread.
+pub fn yield_now() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+}
+
+/// Wakes one thread waiting on `word` (`futex_wait`).
+pub fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a live word; no memory is passed back.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+}
+
+/// Sleeps while `word` holds `expected`, at most `timeout` (forever: None),
+/// or until `futex_wake`; may also return early.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<&libc::timespec>) {
+    let timeout = timeout.map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT on a live word with a valid (or null) relative
+    // timeout; it returns at once if the word no longer holds `expected`.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, timeout)
+    };
+}
