@@ -8,15 +8,16 @@ use crate::bootstrap;
 use crate::diag;
 use crate::large;
 use crate::os::pagemap;
-use crate::slab::size_class::{
-    aligned_class_of, class_of, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, SMALL_BIN_WORD, SMALL_LIMIT,
+use crate::size_class::{
+    aligned_class_of, class_of, BIN_STRIDE, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, SMALL_BIN_WORD, SMALL_LIMIT,
 };
 use crate::purge;
 use crate::slab::superslab;
-use crate::thread::cache::{Bin, BIN_STRIDE};
+use crate::thread::cache::Bin;
 use crate::thread::checked;
 use crate::thread::heap::{give_back_remote, Heap};
-use crate::thread::lifecycle::{thread_init, with_orphan_heap};
+use crate::init;
+use crate::thread::lifecycle::with_orphan_heap;
 use crate::thread::tls::{self, BUSY, NEW};
 
 /// malloc: null, with errno ENOMEM, means no memory. The misses set errno
@@ -73,15 +74,27 @@ fn malloc_miss(c: usize) -> *mut u8 {
     let p = if heap != tls::sentinel() {
         // SAFETY: a live heap belongs to this thread alone.
         let h = unsafe { &mut *heap };
-        if h.checked {
-            checked::alloc(h, c)
-        } else {
-            h.refill(c)
+        let before = h.slow_events();
+        let p = heap_alloc(h, c);
+        if h.slow_events() != before {
+            purge::maybe_purge(true);
         }
+        p
     } else {
         malloc_without_heap(c)
     };
     or_enomem(p)
+}
+
+/// A block of class `c` from heap `h` (its cache missed), asked once more
+/// after the caches went back to the kernel if no memory could be had.
+fn heap_alloc(h: &mut Heap, c: usize) -> *mut u8 {
+    let get = |h: &mut Heap| if h.checked { checked::alloc(h, c) } else { h.alloc(c) };
+    let p = get(h);
+    if p.is_null() && purge::release_for_retry() {
+        return get(h);
+    }
+    p
 }
 
 /// `large::alloc`, asked once more after the caches went back to the kernel
@@ -108,7 +121,7 @@ fn malloc_without_heap(c: usize) -> *mut u8 {
     // SAFETY: t is this thread's record.
     match unsafe { (*t).state } {
         NEW => {
-            if thread_init(t) {
+            if init::thread(t) {
                 malloc_class(c)
             } else {
                 ptr::null_mut()
@@ -119,11 +132,11 @@ fn malloc_without_heap(c: usize) -> *mut u8 {
             let size = CLASS_SIZE[c] as usize;
             bootstrap::alloc(size, size & size.wrapping_neg())
         }
-        _ => with_orphan_heap(|h| match h {
-            Some(h) if h.checked => checked::alloc(h, c),
-            Some(h) => h.alloc(c),
-            None => ptr::null_mut(),
-        }),
+        _ => {
+            let p = with_orphan_heap(|h| h.map_or(ptr::null_mut(), |h| heap_alloc(h, c)));
+            purge::maybe_purge(false);
+            p
+        }
     }
 }
 
@@ -155,7 +168,16 @@ fn free_small_miss(p: *mut u8, c: usize) {
     if heap != tls::sentinel() {
         // SAFETY: a live heap belongs to this thread alone.
         let h = unsafe { &mut *heap };
-        return if h.checked { checked::free(h, c, p) } else { h.overflow(c, p) };
+        let before = h.slow_events();
+        if h.checked {
+            checked::free(h, c, p);
+        } else {
+            h.overflow(c, p);
+        }
+        if h.slow_events() != before {
+            purge::maybe_purge(true);
+        }
+        return;
     }
     free_without_heap(p, c)
 }
@@ -166,7 +188,7 @@ fn free_small_miss(p: *mut u8, c: usize) {
 fn free_without_heap(p: *mut u8, c: usize) {
     let t = tls::current();
     // SAFETY: t is this thread's record.
-    if unsafe { (*t).state } == NEW && thread_init(t) {
+    if unsafe { (*t).state } == NEW && init::thread(t) {
         return free(p, "free");
     }
     checked::note_free(c, p);

@@ -2,24 +2,24 @@
 //! (possibly before any constructor has run), and again from hakmem's own
 //! constructor: configuration, the thread-exit key and the fork handlers.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::bootstrap;
 use crate::config;
-use crate::diag::{self, Line};
+use crate::diag::Line;
 use crate::large;
 use crate::os;
 use crate::purge;
 use crate::slab::registry;
 use crate::stats;
 use crate::thread::lifecycle;
+use crate::thread::tls::{Tls, BUSY};
 
 const UNINIT: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
-static KEY: AtomicU32 = AtomicU32::new(0);
 /// Makes sure the process-wide set-up has run. The calling thread must be in
 /// the BUSY state, so allocations made by the libc calls below go to the
 /// bootstrap arena instead of coming back here.
@@ -42,13 +42,7 @@ fn init_slow() {
     config::load();
     os::random::choose_secret();
     stats::keep_stderr();
-    let mut key: libc::pthread_key_t = 0;
-    // SAFETY: key is a valid out-pointer; the destructor is an extern "C" fn
-    // that lives as long as the process.
-    if unsafe { libc::pthread_key_create(&mut key, Some(lifecycle::thread_exit)) } != 0 {
-        diag::fatal("pthread_key_create failed");
-    }
-    KEY.store(key, Ordering::Release);
+    lifecycle::create_exit_key();
     // SAFETY: the handlers are extern "C" fns that live as long as the process.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_child)) };
     if config::verbose() {
@@ -57,10 +51,15 @@ fn init_slow() {
     STATE.store(DONE, Ordering::Release);
 }
 
-/// Registers a new thread's heap so that its exit calls `thread_exit`.
-pub fn register_thread(heap: *mut libc::c_void) {
-    // SAFETY: the key was created by init (which ran before any heap exists).
-    unsafe { libc::pthread_setspecific(KEY.load(Ordering::Acquire), heap) };
+/// Sets up the calling thread, whose state is NEW, and the process first
+/// if this is its first call; false if no heap could be had. The thread
+/// is BUSY meanwhile, so allocations made on the way (by libc, in set-up)
+/// go to the bootstrap arena instead of coming back here.
+pub fn thread(t: *mut Tls) -> bool {
+    // SAFETY: t is this thread's own record.
+    unsafe { (*t).state = BUSY };
+    ensure();
+    lifecycle::thread_init(t)
 }
 
 /// Every global lock, in one fixed order, so that no lock is held by a thread
@@ -97,7 +96,7 @@ fn hakmem_constructor() {
     let t = tls::current();
     // SAFETY: t is this thread's record.
     if unsafe { (*t).state } == NEW {
-        lifecycle::thread_init(t);
+        thread(t);
     }
 }
 

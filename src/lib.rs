@@ -26,9 +26,9 @@ pub mod init;
 pub mod large;
 pub mod os;
 pub mod purge;
+pub mod size_class;
 pub mod slab {
     pub mod registry;
-    pub mod size_class;
     pub mod slab;
     pub mod superslab;
 }

@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use crate::config;
 use crate::os;
 use crate::diag::Line;
-use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
+use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
 
 #[derive(Clone, Copy)]
 pub enum Counter {

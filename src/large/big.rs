@@ -93,7 +93,7 @@ fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
             return Some((addr, pieces));
         }
         if big_pages::map_at(addr + len, map_size - len) {
-            big_pages::fill(addr + len, map_size - len, &mut pieces);
+            bigcache::fill(addr + len, map_size - len, &mut pieces);
             return Some((addr, pieces));
         }
     }
@@ -106,7 +106,7 @@ fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
         return Some((target, Pieces::whole(map_size)));
     }
     if len < map_size {
-        big_pages::fill(target + len, map_size - len, &mut pieces);
+        bigcache::fill(target + len, map_size - len, &mut pieces);
     }
     Some((target, pieces))
 }

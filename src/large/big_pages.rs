@@ -1,13 +1,12 @@
 //! Where a big block's pages come from, and the count of bytes hakmem holds
 //! for big blocks (live or cached). Pages come from fresh mappings, or from
-//! BigCache ranges moved in with mremap: those pages are already resident,
-//! so the program does not fault them in again. A block made of several
+//! BigCache ranges moved in with mremap (`bigcache::fill`): those pages are
+//! already resident, so the program does not fault them in again. A block made of several
 //! moved ranges records them as pieces, because mremap moves or extends one
 //! kernel mapping at a time: each piece lies inside one mapping.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::large::bigcache;
 use crate::os;
 
 /// At most this many pieces per block: each is a kernel mapping (VMA) of
@@ -143,28 +142,6 @@ pub fn move_to(src: usize, len: usize, new_len: usize, dst: usize) -> bool {
 pub fn unmap_range(addr: usize, len: usize) {
     os::unmap(addr as *mut u8, len);
     MAPPED_BYTES.fetch_sub(len, Ordering::Relaxed);
-}
-
-/// Fills `dst..dst+len` (ours, fresh pages: a reservation or an extension,
-/// one kernel mapping) from its start with cached ranges, appending a piece
-/// for each, and for the fresh rest if any. `pieces` must have room for one
-/// more.
-pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) {
-    let mut off = 0;
-    while off < len && pieces.count() + 1 < MAX_PIECES {
-        let Some((addr, got)) = bigcache::take(len - off) else {
-            break;
-        };
-        if !move_to(addr, got, got, dst + off) {
-            unmap_range(addr, got);
-            break;
-        }
-        pieces.push(got);
-        off += got;
-    }
-    if off < len {
-        pieces.push(len - off);
-    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ fn grow_in_place(h: *mut BigHeader, new_map: usize) -> bool {
     let (end, extra) = (base + old_map, new_map - old_map);
     let room = !pieces.is_full();
     let grown = if room && bigcache::cached_bytes() > 0 && big_pages::map_at(end, extra) {
-        big_pages::fill(end, extra, pieces);
+        bigcache::fill(end, extra, pieces);
         true
     } else {
         let (off, len) = pieces.last();
@@ -112,7 +112,7 @@ fn move_and_grow(h: *mut BigHeader, new_map: usize) -> Option<*mut u8> {
         }
     }
     if fill_tail {
-        big_pages::fill(target + old_map, extra, &mut pieces);
+        bigcache::fill(target + old_map, extra, &mut pieces);
     } else {
         pieces.set_last(pieces.last().1 + extra);
     }

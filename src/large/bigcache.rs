@@ -2,7 +2,7 @@
 //! grows and shrinks with use (size_table.rs). A request takes the smallest
 //! range that fits, and the rest of that range stays cached; when none fits
 //! it takes the largest one, and more ranges or fresh pages make up the
-//! rest (big_pages.rs). Either way the pages a program already faulted in
+//! rest (`fill`). Either way the pages a program already faulted in
 //! are used again, which is what makes reuse cheaper than a fresh mapping. A byte budget bounds what the cache keeps
 //! (the oldest ranges go first), and ranges unused for the purge delay go
 //! back to the kernel (`purge`, run on allocator activity).
@@ -11,10 +11,10 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config;
-use crate::large::big_pages::unmap_range;
+use crate::large::big_pages::{move_to, unmap_range, Pieces, MAX_PIECES};
 use crate::large::size_table::{Range, SizeTable};
 use crate::os::clock::now_ms;
-use crate::purge::due::Due;
+use crate::sync::due::Due;
 use crate::sync::SpinLock;
 
 /// Bytes the cache may hold at most.
@@ -92,6 +92,28 @@ pub fn purge(now: u64, force: bool) -> bool {
 /// address and length (at most `size`), or None when the cache is empty.
 pub fn take(size: usize) -> Option<(usize, usize)> {
     with(|st| st.take(size))
+}
+
+/// Fills `dst..dst+len` (ours, fresh pages: a reservation or an extension,
+/// one kernel mapping) from its start with cached ranges, appending a piece
+/// for each, and for the fresh rest if any. `pieces` must have room for one
+/// more.
+pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) {
+    let mut off = 0;
+    while off < len && pieces.count() + 1 < MAX_PIECES {
+        let Some((addr, got)) = take(len - off) else {
+            break;
+        };
+        if !move_to(addr, got, got, dst + off) {
+            unmap_range(addr, got);
+            break;
+        }
+        pieces.push(got);
+        off += got;
+    }
+    if off < len {
+        pieces.push(len - off);
+    }
 }
 
 /// Keeps a free range (page-aligned, inside one kernel mapping); false if

@@ -17,7 +17,7 @@ use crate::config;
 use crate::large::pool_region::{class_of, class_size, Links, Region, NUM_CLASSES, REGION};
 use crate::os;
 use crate::os::clock::now_ms;
-use crate::purge::due::{Due, NEVER};
+use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 
 pub use crate::large::pool_region::MAX_SIZE;

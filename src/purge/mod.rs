@@ -14,12 +14,12 @@
 //! everything now. When the kernel refuses a mapping, the caller gives
 //! back everything cached (`release_for_retry`) and asks once more.
 
-pub mod due;
 pub mod purger;
 
 use crate::large;
 use crate::os::clock::now_ms;
 use crate::slab::registry;
+use crate::sync::due;
 use crate::thread::{lifecycle, tls};
 
 /// The earliest due time of any tier (`due::NEVER`: nothing waits).

@@ -11,7 +11,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::config;
 use crate::os::clock::now_ms;
-use crate::purge::{self, due};
+use crate::purge;
+use crate::sync::due;
 use crate::thread::tls::{self, BUSY, LIVE};
 
 const NOT_STARTED: u8 = 0;

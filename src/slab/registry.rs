@@ -17,10 +17,10 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::config;
 use crate::os::clock::now_ms;
 use crate::os::{self, pagemap};
-use crate::slab::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
+use crate::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
 use crate::slab::slab::Slab;
 use crate::slab::superslab::{self, SuperSlab, SS_SIZE, UNITS};
-use crate::purge::due::{Due, NEVER};
+use crate::sync::due::{Due, NEVER};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 
@@ -236,7 +236,7 @@ pub fn abandon(slab: *mut Slab) {
         // before the adopter's reads.
         unsafe {
             let class = (*slab).class as usize;
-            (*slab).owner.store(ptr::null_mut(), core::sync::atomic::Ordering::Relaxed);
+            (*slab).set_owner(ptr::null());
             (*slab).next = st.abandoned[class];
             (*slab).prev = ptr::null_mut();
             st.abandoned[class] = slab;
@@ -324,7 +324,7 @@ pub fn unlock_after_fork() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slab::size_class::UNIT_SIZE;
+    use crate::size_class::UNIT_SIZE;
 
     #[test]
     fn released_slabs_leave_memory_after_a_purge() {

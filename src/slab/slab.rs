@@ -10,10 +10,9 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::diag;
-use crate::os::{pagemap, random};
-use crate::slab::size_class::{block_magic, is_block_start};
-use crate::slab::superslab;
-use crate::thread::heap::Heap;
+use crate::os::random;
+use crate::size_class::{block_magic, is_block_start};
+use crate::stats::{self, Counter};
 
 /// A free block's first word links it to the next free block, encoded with
 /// the process key and the block's own address: memory written after free
@@ -39,21 +38,8 @@ impl Block {
     /// # Safety
     /// As for `set_next`.
     #[inline]
-    unsafe fn next_unchecked(b: *mut Block) -> *mut Block {
+    pub unsafe fn next_unchecked(b: *mut Block) -> *mut Block {
         ((*b).link ^ b as usize ^ random::secret()) as *mut Block
-    }
-
-    /// Checks `next`, the successor of `b` on a list that spans slabs (a
-    /// heap's inbox): null or the start of a block of some live slab;
-    /// anything else is reported.
-    fn check_any(b: *mut Block, next: *mut Block) -> *mut Block {
-        let a = next as usize;
-        if !next.is_null()
-            && (pagemap::kind(a) != pagemap::SUPERSLAB || superslab::block_bin_offset(a).is_none())
-        {
-            diag::corrupted_free_list(b as usize);
-        }
-        next
     }
 }
 
@@ -68,10 +54,11 @@ pub struct Slab {
     pub free: *mut Block,
     /// Blocks freed by other threads; the owner swaps it out whole.
     pub remote: AtomicPtr<Block>,
-    /// The heap that may use `free`, `used` and the links; null when abandoned.
-    pub owner: AtomicPtr<Heap>,
+    /// The owner, named by its inbox: the one thread that may use `free`,
+    /// `used` and the links; null when abandoned.
+    pub owner: AtomicPtr<Inbox>,
     /// On its owner's full ring: remote frees go to the owner's inbox, so
-    /// that the owner finds the slab again without scanning (`send_remote`).
+    /// that the owner finds the slab again without scanning (`send_back`).
     pub full: AtomicBool,
     /// Links on the owner's partial/full list, or on the abandoned list.
     pub next: *mut Slab,
@@ -179,8 +166,9 @@ impl Slab {
 
     /// The run of this slab's blocks that starts at `head` on a list that
     /// spans slabs (a heap's inbox, where each sender's blocks of one slab
-    /// lie together): its tail, its length, and the checked block after it
-    /// (null, or a block of another slab).
+    /// lie together): its tail, its length, and the tail's link, which
+    /// leaves this slab: null or, once `superslab::check_link` has looked,
+    /// a block of another slab.
     ///
     /// # Safety
     /// `head` is a free block of this slab on such a list that the caller
@@ -195,7 +183,7 @@ impl Slab {
             // Blocks past `bump` were never handed out: a link there leaves
             // the slab (null does too, as offset wraps).
             if offset >= self.bump as usize {
-                return (tail, n, Block::check_any(tail, next));
+                return (tail, n, next);
             }
             if !is_block_start(magic, offset as u32) {
                 diag::corrupted_free_list(tail as usize);
@@ -247,8 +235,65 @@ impl Slab {
     }
 
     #[inline]
-    pub fn is_owned_by(&self, heap: *mut Heap) -> bool {
-        self.owner.load(Ordering::Relaxed) == heap
+    pub fn is_owned_by(&self, owner: &Inbox) -> bool {
+        ptr::eq(self.owner.load(Ordering::Relaxed), owner)
+    }
+
+    /// Hands the slab to `owner` (null: to nobody, it is abandoned).
+    pub fn set_owner(&self, owner: *const Inbox) {
+        self.owner.store(owner as *mut Inbox, Ordering::Release);
+    }
+}
+
+/// Gives blocks `head..=tail` of slab `s` back from a thread that does not
+/// own it: to the owner's inbox while the slab is full (so that its owner
+/// finds it again), else onto the slab's remote list. Nothing here touches
+/// the slab after the blocks are published: the owner may free it at once.
+/// An inbox read just before its owner let go of the slab is still memory
+/// (inboxes live in heaps, which are never unmapped): blocks that reach an
+/// inbox whose owner has gone wait there until it is next drained, and go
+/// on from there.
+pub fn send_back(s: *mut Slab, head: *mut Block, tail: *mut Block) {
+    // SAFETY: the slab is live while any of its blocks is out, and these are.
+    let slab = unsafe { &*s };
+    let owner = slab.owner.load(Ordering::Acquire);
+    if !owner.is_null() && slab.wants_inbox() {
+        // SAFETY: inboxes live as long as the process; they are atomic.
+        unsafe { (*owner).push(head, tail) };
+        stats::add(Counter::InboxSends, 1);
+    } else {
+        slab.push_remote(head, tail);
+    }
+}
+
+/// An owner's inbox: blocks other threads gave back to its full slabs, a
+/// run per sender and slab, on a lock-free stack (any thread pushes, the
+/// owner takes all). Slabs name their owner by its inbox, so this layer
+/// knows nothing of the heap around it.
+#[repr(transparent)]
+pub struct Inbox(core::sync::atomic::AtomicPtr<Block>);
+
+impl Inbox {
+    pub const fn new() -> Inbox {
+        Inbox(core::sync::atomic::AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// Pushes the chain `head..=tail` with one CAS. Any thread.
+    pub fn push(&self, head: *mut Block, tail: *mut Block) {
+        push_onto!(self.0, head, tail);
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Takes every block (null when empty). Owner only.
+    pub fn take_all(&self) -> *mut Block {
+        if self.is_empty() {
+            return ptr::null_mut();
+        }
+        self.0.swap(ptr::null_mut(), Ordering::Acquire)
     }
 }
 
@@ -270,15 +315,11 @@ macro_rules! push_onto {
 }
 use push_onto;
 
-/// Pushes the chain `head..=tail` onto a heap's inbox. Any thread.
-pub fn push_chain(list: &core::sync::atomic::AtomicPtr<Block>, head: *mut Block, tail: *mut Block) {
-    push_onto!(list, head, tail);
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::slab::size_class::UNIT_SIZE;
+    use crate::size_class::UNIT_SIZE;
     use std::collections::HashSet;
 
     fn slab_over(mem: &mut [u64], size: usize) -> Slab {
@@ -288,8 +329,8 @@ mod tests {
         crate::init::ensure();
         // SAFETY: Slab is plain data; init sets every field.
         let mut s: Slab = unsafe { core::mem::zeroed() };
-        let class = crate::slab::size_class::class_of(size);
-        assert_eq!(crate::slab::size_class::CLASS_SIZE[class] as usize, size);
+        let class = crate::size_class::class_of(size);
+        assert_eq!(crate::size_class::CLASS_SIZE[class] as usize, size);
         s.init(mem.as_mut_ptr() as *mut u8, class, size, 1, UNIT_SIZE / size);
         s
     }

@@ -3,10 +3,10 @@
 //! finds the header of any block, and a per-unit record maps a block to its
 //! slab and class without touching the slab's own metadata.
 
-use crate::os::pagemap::REGION_SIZE;
-use crate::slab::size_class::{block_magic, is_colored, is_scaled_block_start, BLOCK_ALIGN, UNIT_SHIFT};
-use crate::thread::cache::BIN_STRIDE;
-use crate::slab::slab::Slab;
+use crate::os::pagemap::{self, REGION_SIZE};
+use crate::size_class::{block_magic, is_colored, is_scaled_block_start, BIN_STRIDE, BLOCK_ALIGN, UNIT_SHIFT};
+use crate::diag;
+use crate::slab::slab::{Block, Slab};
 use core::ptr;
 
 pub const SS_SIZE: usize = REGION_SIZE;
@@ -110,6 +110,17 @@ pub fn slab_of(a: usize) -> *mut Slab {
     // SAFETY: as for unit_record; the slab starts within the SuperSlab, so
     // its unit index is below UNITS.
     unsafe { ptr::addr_of_mut!((*ss).slabs[start >> UNIT_SHIFT]) }
+}
+
+/// Checks `next`, the link of free block `from` on a list that spans slabs
+/// (a heap's inbox): null or the start of a block of some live slab;
+/// anything else is reported.
+pub fn check_link(from: *mut Block, next: *mut Block) -> *mut Block {
+    let a = next as usize;
+    if !next.is_null() && (pagemap::kind(a) != pagemap::SUPERSLAB || block_bin_offset(a).is_none()) {
+        diag::corrupted_free_list(from as usize);
+    }
+    next
 }
 
 /// Where a slab's first block starts past the slab's first unit: a whole
@@ -238,12 +249,12 @@ mod tests {
 
     #[test]
     fn colors_keep_alignment_and_blocks_and_never_make_a_boundary() {
-        use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
+        use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
         let span = 1 << UNIT_SHIFT;
         let mut seen = [false; PAGE_LINES];
         for c in 0..NUM_CLASSES {
             let size = CLASS_SIZE[c] as usize;
-            let span = span * crate::slab::size_class::units_for(c);
+            let span = span * crate::size_class::units_for(c);
             let magic = block_magic(c);
             for unit in 1..UNITS {
                 for ss in 0..4 {

@@ -4,7 +4,7 @@
 //! Capacity adapts per class: a class that keeps missing or overflowing
 //! doubles its room (up to a byte budget), one that stays idle gives it back.
 
-use crate::slab::size_class::{CLASS_SIZE, NUM_CLASSES};
+use crate::size_class::{BIN_STRIDE, CLASS_SIZE, NUM_CLASSES};
 
 /// A stack of free blocks whose newest block sits in the bin itself, so
 /// that malloc's result is one load from the bin, not a load of the slot
@@ -25,8 +25,6 @@ pub struct Bin {
     limit: *mut *mut u8,
 }
 
-/// Size of a bin: class `c`'s bin is at byte `c * BIN_STRIDE` of the heap.
-pub const BIN_STRIDE: usize = 32;
 const _: () = assert!(core::mem::size_of::<Bin>() == BIN_STRIDE);
 
 impl Bin {

@@ -5,19 +5,17 @@
 //! hand all of it back.
 
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::purge;
 use crate::config;
 use crate::os::clock::now_ms;
-use crate::purge::due::{Due, NEVER};
+use crate::sync::due::{Due, NEVER};
 use crate::slab::registry;
-use crate::slab::size_class::NUM_CLASSES;
-use crate::slab::slab::{push_chain, Block, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
+use crate::size_class::NUM_CLASSES;
+use crate::slab::slab::{self, Block, Inbox, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
 use crate::slab::superslab;
 use crate::stats::{self, Counter};
 use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP, SLOT_OFFSET};
-use crate::thread::tls;
 
 /// Per class: the slabs this heap owns, as rings (the head is where refills
 /// look first), and the class's recent slow-path activity.
@@ -48,8 +46,13 @@ pub struct Heap {
     /// Checked mode with hardening: the key free marks are encoded with
     /// (never 0); 0 without hardening.
     pub mark_key: usize,
-    /// Slow-path events since the last look at idle classes.
-    pub ticks: u32,
+    /// The heap of threads that have exited, used under a lock: it is on
+    /// no list of live heaps, so it never asks for a trim.
+    pub shared: bool,
+    /// Slow-path events (refills and overflows), wrapping: idle classes are
+    /// looked at every TICK_EVENTS, and the caller of a miss sees whether it
+    /// reached the slabs (`slow_events`).
+    slow_events: u32,
     /// Link in the pool of unused heaps.
     pub next: *mut Heap,
     /// In the pool: when it was pooled with its slot pages resident
@@ -59,7 +62,7 @@ pub struct Heap {
     /// pushes, the owner takes all): a full slab that gets a block back is
     /// found again at the next refill that lacks a partial slab, with no
     /// scan of the full rings.
-    pub inbox: AtomicPtr<Block>,
+    pub inbox: Inbox,
     /// Set by the owner when its cache holds more than it starts with (a
     /// trim is due, `CACHE_TRIM_DUE`); cleared when it trims.
     pub trim_wanted: AtomicBool,
@@ -72,8 +75,10 @@ pub struct Heap {
     pub live_prev: *mut Heap,
 }
 
-/// Slow-path events between looks for idle classes to shrink.
+/// Slow-path events between looks for idle classes to shrink (a power of
+/// two, so the count may wrap).
 const TICK_EVENTS: u32 = 4096;
+const _: () = assert!(TICK_EVENTS.is_power_of_two());
 
 /// When some heap's cache is next due to be asked for a trim. Blocks a
 /// thread cached keep their whole slabs resident (after a mass free, up to
@@ -90,10 +95,11 @@ impl Heap {
         checked: false,
         counting: false,
         mark_key: 0,
-        ticks: 0,
+        shared: false,
+        slow_events: 0,
         next: ptr::null_mut(),
         pooled_since: NEVER,
-        inbox: AtomicPtr::new(ptr::null_mut()),
+        inbox: Inbox::new(),
         trim_wanted: AtomicBool::new(false),
         trim_asked: AtomicBool::new(false),
         live_next: ptr::null_mut(),
@@ -120,7 +126,7 @@ impl Heap {
             }
             self.lists[c] = Lists::EMPTY;
         }
-        self.ticks = 0;
+        self.slow_events = 0;
         self.next = ptr::null_mut();
     }
 
@@ -140,6 +146,14 @@ impl Heap {
         debug_assert!(self.checked && c < NUM_CLASSES);
         // SAFETY: callers pass a class index, below NUM_CLASSES.
         unsafe { self.checked_bins.get_unchecked_mut(c) }
+    }
+
+    /// How many refills and overflows this heap has made (wrapping): a
+    /// miss that changed it reached the slabs, which is when purges due
+    /// are looked at.
+    #[inline]
+    pub fn slow_events(&self) -> u32 {
+        self.slow_events
     }
 
     /// A block of class `c` from the cache, refilling it when empty.
@@ -220,16 +234,13 @@ impl Heap {
         let mut s = adopted;
         if s.is_null() {
             s = registry::alloc_slab(c);
-            if s.is_null() && purge::release_for_retry() {
-                s = registry::alloc_slab(c);
-            }
         }
         if s.is_null() {
             return s;
         }
         // SAFETY: the registry handed this slab to us alone.
         let slab = unsafe { &mut *s };
-        slab.owner.store(self, Ordering::Release);
+        slab.set_owner(&self.inbox);
         slab.list = ON_NONE;
         if !adopted.is_null() {
             stats::add(Counter::Adopted, 1);
@@ -244,17 +255,14 @@ impl Heap {
     /// rings), and runs of slabs that changed hands since they were sent go
     /// to their remote lists.
     pub fn drain_inbox(&mut self) {
-        if self.inbox.load(Ordering::Relaxed).is_null() {
-            return;
-        }
-        let mut b = self.inbox.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut b = self.inbox.take_all();
         while !b.is_null() {
             let s = superslab::slab_of(b as usize);
             // SAFETY: the swapped-out list is ours alone; every node is a
             // free block of a live slab (each is counted in its slab's used).
             let (tail, n, next) = unsafe { (*s).run_from(b) };
             self.give_back_run(&Run { slab: s, head: b, tail, n });
-            b = next;
+            b = superslab::check_link(tail, next);
         }
     }
 
@@ -283,7 +291,7 @@ impl Heap {
     /// Gives every cached block back to its slab (malloc_trim); true if the
     /// cache held any.
     pub fn flush_all(&mut self) -> bool {
-        let mut any = !self.inbox.load(Ordering::Relaxed).is_null();
+        let mut any = !self.inbox.is_empty();
         self.drain_inbox();
         for c in 0..NUM_CLASSES {
             let count = self.bin(c).count();
@@ -308,8 +316,8 @@ impl Heap {
         // SAFETY: the run's blocks are blocks of a live slab (checked when
         // they were freed), which stays live while they are out.
         let slab = unsafe { &mut *s };
-        if !slab.is_owned_by(self) {
-            send_remote(s, run.head, run.tail);
+        if !slab.is_owned_by(&self.inbox) {
+            slab::send_back(s, run.head, run.tail);
             stats::add(Counter::RemoteFrees, run.n as u64);
             return;
         }
@@ -369,12 +377,8 @@ impl Heap {
     /// Counts a slow-path event for class `c` (a refill, or an overflow): a
     /// class that keeps missing gets more room, unless the thread only frees
     /// it (a bigger cache would only park other threads' blocks); every
-    /// TICK_EVENTS events, idle classes give room back. Slow paths also run
-    /// due purges (and a thread's own heap may start the purge thread; the
-    /// orphan heap's callers hold its lock).
+    /// TICK_EVENTS events, idle classes give room back.
     fn note_event(&mut self, c: usize, refill: bool) {
-        let own = ptr::eq(self, tls::heap());
-        purge::maybe_purge(own);
         self.trim_if_asked();
         let l = &mut self.lists[c];
         l.events += 1;
@@ -386,12 +390,11 @@ impl Heap {
             let cap = (bin.cap() * 2).min(max);
             bin.set_cap(cap);
         }
-        if own && self.bin(c).cap() > start_cap(c) {
+        if !self.shared && self.bin(c).cap() > start_cap(c) {
             self.want_trim();
         }
-        self.ticks += 1;
-        if self.ticks >= TICK_EVENTS {
-            self.ticks = 0;
+        self.slow_events = self.slow_events.wrapping_add(1);
+        if self.slow_events % TICK_EVENTS == 0 {
             self.shrink_idle(false);
         }
     }
@@ -504,28 +507,8 @@ impl Run {
 /// Gives a block back to its slab from a thread that has no heap.
 pub fn give_back_remote(p: *mut u8) {
     let b = p as *mut Block;
-    send_remote(superslab::slab_of(p as usize), b, b);
+    slab::send_back(superslab::slab_of(p as usize), b, b);
     stats::add(Counter::RemoteFrees, 1);
-}
-
-/// Sends blocks `head..=tail` of slab `s`, which another heap owns or nobody
-/// does, back to it: to the owner's inbox while the slab is full (so its
-/// owner finds it again), else onto the slab's remote list. Nothing here
-/// touches the slab after the blocks are published: the owner may free it
-/// at once. Heaps are never unmapped, so an owner read just before it
-/// exited is still memory; blocks that reach an exited heap's inbox go on
-/// when the heap is next used (`take_heap` drains it).
-fn send_remote(s: *mut Slab, head: *mut Block, tail: *mut Block) {
-    // SAFETY: the slab is live while any of its blocks is out, and these are.
-    let slab = unsafe { &*s };
-    let owner = slab.owner.load(Ordering::Acquire);
-    if !owner.is_null() && slab.wants_inbox() {
-        // SAFETY: heaps live as long as the process; the inbox is atomic.
-        push_chain(unsafe { &(*owner).inbox }, head, tail);
-        stats::add(Counter::InboxSends, 1);
-    } else {
-        slab.push_remote(head, tail);
-    }
 }
 
 /// Ring of slabs linked through next/prev; `head` null when empty.
@@ -564,7 +547,8 @@ unsafe fn ring_remove(head: &mut *mut Slab, s: *mut Slab) {
 mod tests {
     use super::*;
     use crate::alloc::{free, malloc};
-    use crate::slab::size_class::class_of;
+    use crate::size_class::class_of;
+    use crate::thread::tls;
 
     /// A thread frees a burst and then uses other classes only: once the
     /// purge thread's request finds the burst's class idle, its cache gives

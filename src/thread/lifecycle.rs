@@ -7,18 +7,18 @@
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::config;
-use crate::init;
+use crate::diag;
 use crate::os;
 use crate::os::clock::now_ms;
 use crate::os::random;
-use crate::purge::due::{Due, NEVER};
+use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::cache::TOTAL_SLOTS;
 use crate::thread::heap::{Heap, CACHE_TRIM_DUE};
-use crate::thread::tls::{self, Tls, BUSY, GONE, LIVE, NEW};
+use crate::thread::tls::{self, Tls, GONE, LIVE, NEW};
 
 const HEAP_HEADER: usize = os::align_up(size_of::<Heap>(), 64);
 const HEAP_BYTES: usize = os::align_up(HEAP_HEADER + TOTAL_SLOTS * size_of::<usize>(), os::PAGE);
@@ -135,19 +135,33 @@ pub fn purge_pooled(now: u64, force: bool) -> bool {
     released
 }
 
-/// Sets up the calling thread (its state is NEW); false if no heap could be
-/// had. Nested allocations on the way see BUSY and use the bootstrap arena.
+/// The key whose destructor tells us a thread exited (`thread_exit`).
+static EXIT_KEY: AtomicU32 = AtomicU32::new(0);
+
+/// Process set-up, once, before any thread gets a heap.
+pub fn create_exit_key() {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: key is a valid out-pointer; the destructor is an extern "C" fn
+    // that lives as long as the process.
+    if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } != 0 {
+        diag::fatal("pthread_key_create failed");
+    }
+    EXIT_KEY.store(key, Ordering::Release);
+}
+
+/// Sets up the calling thread, once the process is (`init::thread`): its
+/// state is BUSY, so nested allocations on the way use the bootstrap
+/// arena. False if no heap could be had (the state goes back to NEW).
 pub fn thread_init(t: *mut Tls) -> bool {
-    // SAFETY: t is this thread's own record.
-    unsafe { (*t).state = BUSY };
-    init::ensure();
     let h = take_heap();
     if h.is_null() {
         // SAFETY: as above.
         unsafe { (*t).state = NEW };
         return false;
     }
-    init::register_thread(h as *mut libc::c_void);
+    // SAFETY: the key was created before any heap existed; h is the value
+    // its destructor gets back.
+    unsafe { libc::pthread_setspecific(EXIT_KEY.load(Ordering::Acquire), h as *mut libc::c_void) };
     link_live(h);
     // SAFETY: as above.
     unsafe {
@@ -241,6 +255,10 @@ pub fn with_orphan_heap<R>(f: impl FnOnce(Option<&mut Heap>) -> R) -> R {
     let slot = unsafe { &mut *ORPHAN.heap.get() };
     if slot.is_null() {
         *slot = new_heap();
+        if !slot.is_null() {
+            // SAFETY: a fresh heap, under the lock.
+            unsafe { (**slot).shared = true };
+        }
     }
     // SAFETY: a live heap used by whoever holds the lock.
     f(unsafe { slot.as_mut() })

@@ -1,7 +1,12 @@
-//! The one lock hakmem uses on its global (never per-operation) paths: a spin
-//! lock that yields the CPU when it has to wait, so a holder preempted on a
-//! 2-core machine gets to finish. It allocates nothing and can be reset in a
-//! forked child.
+//! Synchronisation that allocates nothing: the one lock hakmem uses on its
+//! global (never per-operation) paths, here, and the due times the tiers
+//! keep for the purge thread (`due`).
+//!
+//! The lock is a spin lock that yields the CPU when it has to wait, so a
+//! holder preempted on a 2-core machine gets to finish. It can be reset in
+//! a forked child.
+
+pub mod due;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 

@@ -61,7 +61,10 @@ pub const SMALL_LIMIT: usize = 1024;
 /// A class's bin offset in a heap counted in 8-byte words (bins are 32
 /// bytes): the malloc fast path reaches the bin with one scaled index.
 pub const BIN_WORDS_PER_CLASS: usize = 4;
-const _: () = assert!(BIN_WORDS_PER_CLASS * 8 == crate::thread::cache::BIN_STRIDE);
+/// Size of a thread cache bin: class `c`'s bin is at byte `c * BIN_STRIDE`
+/// of a heap. Here, below both the thread cache and the slabs, because a
+/// slab unit's record holds its class's bin offset for free's fast path.
+pub const BIN_STRIDE: usize = BIN_WORDS_PER_CLASS * 8;
 
 /// Entries of SMALL_BIN_WORD.
 pub const SMALL_LUT_LEN: usize = SMALL_LIMIT + 1;
