@@ -7,11 +7,11 @@
 use core::cell::UnsafeCell;
 use core::ptr;
 
+use crate::os::pagemap::REGION_SIZE;
 use crate::os::{self, pagemap};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 
-const CHUNK: usize = pagemap::REGION_SIZE;
 /// Each block is preceded by its usable size.
 const HEADER: usize = 16;
 
@@ -32,7 +32,7 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     let Some(need) = size.checked_add(align + HEADER) else {
         return ptr::null_mut();
     };
-    if need > CHUNK / 4 {
+    if need > REGION_SIZE / 4 {
         return alloc_own_chunk(size, align, need);
     }
     let _g = ARENA.lock.lock();
@@ -40,11 +40,11 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     let cur = unsafe { &mut *ARENA.cursor.get() };
     let mut p = os::align_up(cur.0 + HEADER, align);
     if cur.0 == 0 || p + size > cur.1 {
-        let chunk = map_chunk(CHUNK);
+        let chunk = map_chunk(REGION_SIZE);
         if chunk == 0 {
             return ptr::null_mut();
         }
-        *cur = (chunk, chunk + CHUNK);
+        *cur = (chunk, chunk + REGION_SIZE);
         p = os::align_up(chunk + HEADER, align);
     }
     cur.0 = p + size;
@@ -52,7 +52,7 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
 }
 
 fn alloc_own_chunk(size: usize, align: usize, need: usize) -> *mut u8 {
-    let bytes = os::align_up(need, CHUNK);
+    let bytes = os::align_up(need, REGION_SIZE);
     let chunk = map_chunk(bytes);
     if chunk == 0 {
         return ptr::null_mut();
@@ -61,9 +61,9 @@ fn alloc_own_chunk(size: usize, align: usize, need: usize) -> *mut u8 {
 }
 
 fn map_chunk(bytes: usize) -> usize {
-    let c = os::map_aligned(bytes, CHUNK) as usize;
+    let c = os::map_aligned(bytes, REGION_SIZE) as usize;
     if c != 0 {
-        pagemap::set(c, bytes / CHUNK, pagemap::BOOTSTRAP);
+        pagemap::set(c, bytes / REGION_SIZE, pagemap::BOOTSTRAP);
     }
     c
 }

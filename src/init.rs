@@ -13,7 +13,7 @@ use crate::purge;
 use crate::slab::registry;
 use crate::stats;
 use crate::thread::lifecycle;
-use crate::thread::tls::{Tls, BUSY};
+use crate::thread::tls::{Tls, ThreadState};
 
 const UNINIT: u8 = 0;
 const RUNNING: u8 = 1;
@@ -57,7 +57,7 @@ fn init_slow() {
 /// go to the bootstrap arena instead of coming back here.
 pub fn thread(t: *mut Tls) -> bool {
     // SAFETY: t is this thread's own record.
-    unsafe { (*t).state = BUSY };
+    unsafe { (*t).state = ThreadState::Busy };
     ensure();
     lifecycle::thread_init(t)
 }
@@ -92,10 +92,10 @@ extern "C" fn fork_child() {
 #[cfg(not(test))]
 #[ctor::ctor]
 fn hakmem_constructor() {
-    use crate::thread::tls::{self, NEW};
+    use crate::thread::tls::{self, ThreadState};
     let t = tls::current();
     // SAFETY: t is this thread's record.
-    if unsafe { (*t).state } == NEW {
+    if unsafe { (*t).state } == ThreadState::New {
         thread(t);
     }
 }

@@ -1,18 +1,23 @@
 //! hakmem: a fast, lean malloc replacement for x86-64 Linux.
 //!
-//! The layers, top to bottom (docs/ARCHITECTURE.md walks a pointer through):
-//! - `api`: the C ABI shell (standard exports, `hak_` API);
-//! - `alloc`: where each call goes — the inlined fast paths and the misses;
-//! - `thread`: the front end — per-thread heap, cache bins, TLS, lifecycle;
-//! - `slab`: size classes, slabs, SuperSlabs and the global registry;
-//! - `large`: the pool tier (page runs) and big blocks in their own
-//!   mappings, with BigCache;
-//! - `purge`: when free memory goes back to the kernel, for every tier (and
-//!   the background purge thread, malloc_trim);
-//! - `os`: mappings and the page map; plus `bootstrap`, `init`, `config`,
-//!   `stats`, `diag`, `sync` and `global` (`HakMem`, the Rust `GlobalAlloc`).
+//! The layers, top to bottom; each imports only from those below it
+//! (docs/ARCHITECTURE.md draws them and walks a pointer through):
+//! - `api`, `global`: the C ABI shell (standard exports, `hak_` API) and the
+//!   Rust `GlobalAlloc`;
+//! - `alloc`, `init`: where each call goes (the inlined fast paths and the
+//!   misses), and process and thread set-up;
+//! - `purge`: when free memory goes back to the kernel, for every tier (the
+//!   background purge thread, malloc_trim);
+//! - `thread`: the front end — per-thread heap, cache bins, TLS, lifecycle,
+//!   checked mode;
+//! - `slab`, `large`, `bootstrap`: the back ends — slabs, SuperSlabs and
+//!   the registry; the pool tier and big blocks with BigCache; blocks for
+//!   hakmem's own set-up;
+//! - leaves: `os` (every system call, the page map, the process key),
+//!   `size_class`, `sync` (the lock, due times), `config`, `stats`, `diag`.
 //!
-//! Nothing reachable from malloc allocates through Rust or libc.
+//! Nothing reachable from malloc allocates through Rust or libc: the crate
+//! is `no_std` outside its unit tests, so Rust has no heap to call here.
 
 #![cfg_attr(not(test), no_std)]
 

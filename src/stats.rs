@@ -63,6 +63,8 @@ static CLASSES: [Class; NUM_CLASSES] = [const {
 /// Mallocs and frees the thread cache could not serve alone (the rare case,
 /// so the common one costs no shared write).
 static CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
+/// SuperSlabs mapped now and at most: counted whether or not statistics
+/// are on (mallinfo reports them; a SuperSlab is 2 MiB, so this is rare).
 static LIVE_SS: AtomicI64 = AtomicI64::new(0);
 static PEAK_SS: AtomicI64 = AtomicI64::new(0);
 
@@ -80,11 +82,15 @@ pub fn add(c: Counter, n: u64) {
     }
 }
 
-pub fn live_superslabs(delta: i64) {
-    if config::stats() {
-        let now = LIVE_SS.fetch_add(delta, Ordering::Relaxed) + delta;
-        PEAK_SS.fetch_max(now, Ordering::Relaxed);
-    }
+/// A SuperSlab was mapped (`delta` 1) or unmapped (-1).
+pub fn superslabs_mapped(delta: i64) {
+    let now = LIVE_SS.fetch_add(delta, Ordering::Relaxed) + delta;
+    PEAK_SS.fetch_max(now, Ordering::Relaxed);
+}
+
+/// SuperSlabs mapped now.
+pub fn superslabs() -> usize {
+    LIVE_SS.load(Ordering::Relaxed).max(0) as usize
 }
 
 /// A slab-class block handed out by malloc (`cache_hit`: from the thread
@@ -119,9 +125,6 @@ pub fn class_free(class: usize, cache_hit: bool) {
     }
 }
 
-pub fn get(c: Counter) -> u64 {
-    COUNTS[c as usize].load(Ordering::Relaxed)
-}
 
 /// Writes the report to `fd`; false if any line could not be written.
 pub fn print(fd: i32) -> bool {
@@ -210,7 +213,7 @@ mod tests {
         let mut buf = [0u8; 4096];
         // SAFETY: buf is writable for its length.
         let n = unsafe { libc::read(fds[0], buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-        let text = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned(); // alloc-ok: unit test (cfg(test)), on the system allocator
+        let text = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
         assert!(text.starts_with("hakmem: stats: pid="), "{text}");
         assert!(text.contains(" peak_rss_kib="), "{text}");
         // SAFETY: closing descriptors we own.

@@ -19,14 +19,6 @@ fn null_with(code: i32) -> *mut c_void {
     core::ptr::null_mut()
 }
 
-#[inline(always)]
-fn or_enomem(p: *mut u8) -> *mut c_void {
-    if p.is_null() {
-        return null_with(libc::ENOMEM);
-    }
-    p as *mut c_void
-}
-
 /// alloc::malloc sets errno itself (so that this is a tail call).
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut c_void {
@@ -40,7 +32,7 @@ pub fn free(p: *mut c_void, who: &str) {
 }
 
 pub fn calloc(n: usize, size: usize) -> *mut c_void {
-    or_enomem(alloc::calloc(n, size))
+    alloc::or_enomem(alloc::calloc(n, size)).cast()
 }
 
 pub fn realloc(p: *mut c_void, size: usize, who: &str) -> *mut c_void {
@@ -52,7 +44,7 @@ pub fn realloc(p: *mut c_void, size: usize, who: &str) -> *mut c_void {
         free(p, who);
         return core::ptr::null_mut();
     }
-    or_enomem(alloc::realloc(p as *mut u8, size, who))
+    alloc::or_enomem(alloc::realloc(p as *mut u8, size, who)).cast()
 }
 
 pub fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
@@ -66,7 +58,7 @@ pub fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         return null_with(libc::EINVAL);
     }
-    or_enomem(alloc::aligned(align, size))
+    alloc::or_enomem(alloc::aligned(align, size)).cast()
 }
 
 pub fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
@@ -90,18 +82,18 @@ pub fn memalign(align: usize, size: usize) -> *mut c_void {
     if align > usize::MAX / 2 + 1 {
         return null_with(libc::EINVAL);
     }
-    or_enomem(alloc::aligned(align.next_power_of_two(), size))
+    alloc::or_enomem(alloc::aligned(align.next_power_of_two(), size)).cast()
 }
 
 pub fn valloc(size: usize) -> *mut c_void {
-    or_enomem(alloc::aligned(PAGE, size))
+    alloc::or_enomem(alloc::aligned(PAGE, size)).cast()
 }
 
 pub fn pvalloc(size: usize) -> *mut c_void {
     if size > usize::MAX - PAGE {
         return null_with(libc::ENOMEM);
     }
-    or_enomem(alloc::aligned(PAGE, align_up(size, PAGE)))
+    alloc::or_enomem(alloc::aligned(PAGE, align_up(size, PAGE))).cast()
 }
 
 pub fn usable_size(p: *const c_void, who: &str) -> usize {

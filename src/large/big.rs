@@ -8,6 +8,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::os::pagemap::REGION_SIZE;
 use crate::large::big_pages::{self, Pieces};
 use crate::large::bigcache;
 use crate::os::{self, pagemap, PAGE};
@@ -26,19 +27,18 @@ pub struct BigHeader {
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
 const HEADER: usize = 128;
 const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER);
-pub const REGION: usize = pagemap::REGION_SIZE;
 /// Alignments above this would put the block beyond what the page map can
 /// point back from.
-pub const MAX_ALIGN: usize = REGION << 6;
-const _: () = assert!(MAX_ALIGN / REGION <= pagemap::BIG_MAX_DISTANCE);
+pub const MAX_ALIGN: usize = REGION_SIZE << 6;
+const _: () = assert!(MAX_ALIGN / REGION_SIZE <= pagemap::BIG_MAX_DISTANCE);
 
 /// Live big blocks.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
 
 /// How many big mappings hakmem holds (live blocks and cached ranges), and
 /// their bytes.
 pub fn footprint() -> (usize, usize) {
-    let ranges = LIVE.load(Ordering::Relaxed) + bigcache::cached_ranges();
+    let ranges = LIVE_BLOCKS.load(Ordering::Relaxed) + bigcache::cached_ranges();
     (ranges, big_pages::mapped_bytes())
 }
 
@@ -62,10 +62,10 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     // At least a byte past the block's start, so the region the page map
     // marks BIG_HEAD for it is inside its mapping even for size 0.
     let map_size = round_size(size.max(1) + offset);
-    let reused = if align <= REGION { from_cache(map_size) } else { None };
+    let reused = if align <= REGION_SIZE { from_cache(map_size) } else { None };
     let (base, pieces, zero) = match reused {
         Some((base, pieces)) => (base, pieces, false),
-        None => match big_pages::map_fresh(map_size, align.max(REGION)) {
+        None => match big_pages::map_fresh(map_size, align.max(REGION_SIZE)) {
             Some(base) => (base, Pieces::whole(map_size), true),
             None => return (ptr::null_mut(), false),
         },
@@ -74,7 +74,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     // SAFETY: h is the base of a mapping of map_size bytes that we own.
     unsafe { h.write(BigHeader { magic: MAGIC, map_size, offset, pieces }) };
     mark(base, map_size, offset);
-    LIVE.fetch_add(1, Ordering::Relaxed);
+    LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
     stats::add(Counter::BigBlocks, 1);
     ((base + offset) as *mut u8, zero)
 }
@@ -88,7 +88,7 @@ fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
     };
     stats::add(Counter::BigCacheHits, 1);
     let mut pieces = Pieces::whole(len);
-    if addr % REGION == 0 {
+    if addr % REGION_SIZE == 0 {
         if len == map_size {
             return Some((addr, pieces));
         }
@@ -97,11 +97,11 @@ fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
             return Some((addr, pieces));
         }
     }
-    let Some(target) = big_pages::map_fresh(map_size, REGION) else {
+    let Some(target) = big_pages::map_fresh(map_size, REGION_SIZE) else {
         big_pages::unmap_range(addr, len);
         return None;
     };
-    if !big_pages::move_to(addr, len, len, target) {
+    if !big_pages::move_range(addr, len, len, target) {
         big_pages::unmap_range(addr, len);
         return Some((target, Pieces::whole(map_size)));
     }
@@ -114,19 +114,19 @@ fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
 /// Page map entries of a block: BIG_TAIL over its regions, BIG_HEAD plus
 /// the distance to its header on the region holding the user pointer.
 pub fn mark(base: usize, map_size: usize, offset: usize) {
-    pagemap::set(base, map_size.div_ceil(REGION), pagemap::BIG_TAIL);
-    pagemap::set(base + offset, 1, pagemap::BIG_HEAD + (offset / REGION) as u8);
+    pagemap::set(base, map_size.div_ceil(REGION_SIZE), pagemap::BIG_TAIL);
+    pagemap::set(base + offset, 1, pagemap::BIG_HEAD + (offset / REGION_SIZE) as u8);
 }
 
 pub fn unmark(base: usize, map_size: usize) {
-    pagemap::set(base, map_size.div_ceil(REGION), pagemap::NONE);
+    pagemap::set(base, map_size.div_ceil(REGION_SIZE), pagemap::NONE);
 }
 
 /// The header of the big block at `p` if `p` is one (the page map said
 /// BIG_HEAD + distance for p's region).
 pub fn header_of(p: usize, kind: u8) -> Option<*mut BigHeader> {
     let distance = (kind - pagemap::BIG_HEAD) as usize;
-    let base = (p & !(REGION - 1)).checked_sub(distance * REGION)?;
+    let base = (p & !(REGION_SIZE - 1)).checked_sub(distance * REGION_SIZE)?;
     let h = base as *mut BigHeader;
     // SAFETY: the page map marks a region BIG_HEAD only while a mapping whose
     // header lies `distance` regions below is live.
@@ -150,8 +150,8 @@ pub fn free(h: *mut BigHeader) {
         unsafe { ((*h).map_size, (*h).pieces, core::mem::replace(&mut (*h).offset, 0)) };
     let base = h as usize;
     unmark(base, map_size);
-    LIVE.fetch_sub(1, Ordering::Relaxed);
-    if offset > REGION {
+    LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+    if offset > REGION_SIZE {
         big_pages::unmap_range(base, map_size);
         return;
     }
@@ -168,8 +168,8 @@ mod tests {
 
     #[test]
     fn a_block_starts_inside_its_own_mapping_whatever_its_alignment() {
-        for align in [REGION, REGION * 2, REGION * 8] {
-            for size in [0, 1, PAGE, REGION] {
+        for align in [REGION_SIZE, REGION_SIZE * 2, REGION_SIZE * 8] {
+            for size in [0, 1, PAGE, REGION_SIZE] {
                 let (p, _) = alloc(size, align);
                 assert_eq!(p as usize % align, 0);
                 let h = header_of(p as usize, pagemap::kind(p as usize)).unwrap();

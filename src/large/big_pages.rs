@@ -117,8 +117,8 @@ pub fn map_at(addr: usize, size: usize) -> bool {
 }
 
 /// Extends the kernel mapping ending at `addr + len` in place to `new_len`.
-pub fn grow_in_place(addr: usize, len: usize, new_len: usize) -> bool {
-    let ok = os::grow_in_place(addr as *mut u8, len, new_len);
+pub fn extend_mapping(addr: usize, len: usize, new_len: usize) -> bool {
+    let ok = os::extend_mapping(addr as *mut u8, len, new_len);
     if ok {
         MAPPED_BYTES.fetch_add(new_len - len, Ordering::Relaxed);
     }
@@ -128,7 +128,7 @@ pub fn grow_in_place(addr: usize, len: usize, new_len: usize) -> bool {
 /// Moves the pages of `src..src+len` (inside one kernel mapping) over
 /// `dst..dst+new_len` (ours: what was there is dropped), extending them
 /// with fresh pages to `new_len`. False if the kernel refused (nothing moved).
-pub fn move_to(src: usize, len: usize, new_len: usize, dst: usize) -> bool {
+pub fn move_range(src: usize, len: usize, new_len: usize, dst: usize) -> bool {
     let ok = os::move_pages(src as *mut u8, len, new_len, dst as *mut u8);
     if ok {
         // The source range now sits where `new_len` bytes were.
@@ -157,10 +157,10 @@ mod tests {
         let all: Vec<_> = p.iter().collect();
         assert_eq!(all, [(0, 4 << 20), (4 << 20, 1 << 20), (5 << 20, 3 << 20)]);
         assert_eq!(p.last(), (5 << 20, 3 << 20));
-        let mut gone = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut gone = Vec::new();
         p.cut(4 << 20 | 4096, |off, len| gone.push((off, len)));
         assert_eq!(gone, [((4 << 20) + 4096, (1 << 20) - 4096), (5 << 20, 3 << 20)]);
-        assert_eq!(p.iter().collect::<Vec<_>>(), [(0, 4 << 20), (4 << 20, 4096)]); // alloc-ok: unit test (cfg(test)), on the system allocator
+        assert_eq!(p.iter().collect::<Vec<_>>(), [(0, 4 << 20), (4 << 20, 4096)]);
         p.cut(4 << 20, |_, _| {});
         assert_eq!(p, Pieces::whole(4 << 20));
         for n in 1..MAX_PIECES {

@@ -5,7 +5,8 @@
 
 use core::ptr;
 
-use crate::large::big::{self, round_size, BigHeader, REGION};
+use crate::os::pagemap::REGION_SIZE;
+use crate::large::big::{self, round_size, BigHeader};
 use crate::large::big_pages::{self, Pieces};
 use crate::large::bigcache;
 use crate::os::pagemap;
@@ -39,8 +40,8 @@ fn shrink(h: *mut BigHeader, new_map: usize) {
     let (old_map, pieces) = unsafe { ((*h).map_size, &mut (*h).pieces) };
     let base = h as usize;
     // Regions entirely past the new end stop being ours first.
-    let keep = new_map.div_ceil(REGION);
-    pagemap::set(base + keep * REGION, old_map.div_ceil(REGION) - keep, pagemap::NONE);
+    let keep = new_map.div_ceil(REGION_SIZE);
+    pagemap::set(base + keep * REGION_SIZE, old_map.div_ceil(REGION_SIZE) - keep, pagemap::NONE);
     pieces.cut(new_map, |off, len| {
         if !bigcache::put(base + off, len) {
             big_pages::unmap_range(base + off, len);
@@ -61,7 +62,7 @@ fn grow_in_place(h: *mut BigHeader, new_map: usize) -> bool {
         true
     } else {
         let (off, len) = pieces.last();
-        if big_pages::grow_in_place(base + off, len, len + extra) {
+        if big_pages::extend_mapping(base + off, len, len + extra) {
             pieces.set_last(len + extra);
             true
         } else if room && big_pages::map_at(end, extra) {
@@ -83,14 +84,14 @@ fn grow_in_place(h: *mut BigHeader, new_map: usize) -> bool {
 fn move_and_grow(h: *mut BigHeader, new_map: usize) -> Option<*mut u8> {
     // SAFETY: h is a live big header owned by the caller's block.
     let (old_map, offset, mut pieces) = unsafe { ((*h).map_size, (*h).offset, (*h).pieces) };
-    if offset > REGION {
+    if offset > REGION_SIZE {
         return None;
     }
     let base = h as usize;
     // The old range leaves the page map before it is unmapped, so that no
     // entry of ours can land on a mapping someone else gets there.
     big::unmark(base, old_map);
-    let Some(target) = big_pages::map_fresh(new_map, REGION) else {
+    let Some(target) = big_pages::map_fresh(new_map, REGION_SIZE) else {
         big::mark(base, old_map, offset);
         return None;
     };
@@ -100,7 +101,7 @@ fn move_and_grow(h: *mut BigHeader, new_map: usize) -> Option<*mut u8> {
     let fill_tail = !before.is_full() && bigcache::cached_bytes() > 0;
     for (i, (off, len)) in before.iter().enumerate() {
         let grow = if i == n - 1 && !fill_tail { extra } else { 0 };
-        if !big_pages::move_to(base + off, len, len + grow, target + off) {
+        if !big_pages::move_range(base + off, len, len + grow, target + off) {
             // The kernel refused (out of mappings): the rest is copied into
             // the new range, whose pages from `off` on are still fresh.
             // SAFETY: both ranges are ours, old_map - off bytes long, distinct.
@@ -200,7 +201,7 @@ mod tests {
             rng ^= rng << 17;
             (rng % n as u64) as usize
         };
-        let mut live: Vec<(*mut u8, usize, u8)> = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut live: Vec<(*mut u8, usize, u8)> = Vec::new();
         let mut most_pieces = 1;
         for step in 0..600u32 {
             let size = MIB + next(24 * MIB);

@@ -11,7 +11,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config;
-use crate::large::big_pages::{move_to, unmap_range, Pieces, MAX_PIECES};
+use crate::large::big_pages::{move_range, unmap_range, Pieces, MAX_PIECES};
 use crate::large::size_table::{Range, SizeTable};
 use crate::os::clock::now_ms;
 use crate::sync::due::Due;
@@ -104,7 +104,7 @@ pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) {
         let Some((addr, got)) = take(len - off) else {
             break;
         };
-        if !move_to(addr, got, got, dst + off) {
+        if !move_range(addr, got, got, dst + off) {
             unmap_range(addr, got);
             break;
         }
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn the_budget_pushes_out_the_oldest_and_the_delay_purges() {
         let mut st = State::new();
-        let mut ranges = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut ranges = Vec::new();
         for t in 0..(BUDGET / (16 * MIB)) as u64 + 1 {
             let r = Range { freed_at: t, ..mapped(16 * MIB) };
             assert!(st.put(r));

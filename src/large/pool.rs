@@ -13,8 +13,9 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::os::pagemap::REGION_SIZE;
 use crate::config;
-use crate::large::pool_region::{class_of, class_size, Links, Region, NUM_CLASSES, REGION};
+use crate::large::pool_region::{class_of, class_size, Links, Region, RUN_CLASSES};
 use crate::os;
 use crate::os::clock::now_ms;
 use crate::sync::due::{Due, NEVER};
@@ -25,16 +26,16 @@ pub use crate::large::pool_region::MAX_SIZE;
 const SHARDS: usize = 8;
 /// Empty regions a shard keeps for their own class before it lays one out
 /// for another.
-const EMPTY_KEPT: usize = NUM_CLASSES;
+const EMPTY_KEPT: usize = RUN_CLASSES;
 
 pub struct Shard {
     lock: SpinLock,
-    lists: UnsafeCell<Lists>,
+    lists: UnsafeCell<ShardLists>,
 }
 
-struct Lists {
+struct ShardLists {
     /// Per class: regions with a run to give that hold live runs.
-    partial: [*mut Region; NUM_CLASSES],
+    partial: [*mut Region; RUN_CLASSES],
     /// Regions holding no live run (any class), most recently emptied first.
     empty: *mut Region,
     /// Regions with free runs whose pages are still resident.
@@ -53,8 +54,8 @@ impl Shard {
     pub const fn new() -> Self {
         Shard {
             lock: SpinLock::new(),
-            lists: UnsafeCell::new(Lists {
-                partial: [ptr::null_mut(); NUM_CLASSES],
+            lists: UnsafeCell::new(ShardLists {
+                partial: [ptr::null_mut(); RUN_CLASSES],
                 empty: ptr::null_mut(),
                 dirty: ptr::null_mut(),
                 due: u64::MAX,
@@ -65,7 +66,7 @@ impl Shard {
     }
 
     /// Runs `f` on the lists with the lock held.
-    fn with<T>(&self, f: impl FnOnce(&mut Lists) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut ShardLists) -> T) -> T {
         let _g = self.lock.lock();
         // SAFETY: the lock is held.
         f(unsafe { &mut *self.lists.get() })
@@ -223,7 +224,7 @@ impl Shard {
     }
 
     fn footprint(&self) -> (usize, usize) {
-        self.with(|l| (l.regions * REGION, l.live_bytes))
+        self.with(|l| (l.regions * REGION_SIZE, l.live_bytes))
     }
 
     fn purge(&self, now: u64, delay: u64, force: bool) -> bool {
@@ -238,7 +239,7 @@ impl Shard {
     }
 }
 
-impl Lists {
+impl ShardLists {
     /// A region of class `c` with a run to give, in `partial[c]`: the list's
     /// head, else an empty region (one of this class first, as its freed
     /// runs are resident), else a new one. Null when the kernel has no memory.
@@ -394,7 +395,7 @@ mod tests {
             .collect();
         let (mapped, live) = shard.footprint();
         assert_eq!(live, 40 * size);
-        assert!(mapped >= live && mapped % REGION == 0);
+        assert!(mapped >= live && mapped % REGION_SIZE == 0);
         for (i, &p) in blocks.iter().enumerate() {
             // SAFETY: as above; nobody else wrote these runs.
             assert_eq!(unsafe { *p.add(size - 1) }, i as u8 + 1);
@@ -449,7 +450,7 @@ mod tests {
         let handles: Vec<_> = (0..4u8)
             .map(|t| {
                 std::thread::spawn(move || {
-                    let mut mine = Vec::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
+                    let mut mine = Vec::new();
                     for i in 0..400usize {
                         let size = 33 * 1024 + (i * 7919 + t as usize * 104729) % (MAX_SIZE - 33 * 1024);
                         let (p, _) = alloc(size);

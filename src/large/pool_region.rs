@@ -8,20 +8,20 @@
 use core::mem::size_of;
 use core::ptr;
 
+use crate::os::pagemap::REGION_SIZE;
 use crate::os::{self, pagemap, PAGE};
 
-pub const REGION: usize = pagemap::REGION_SIZE;
-const PAGES: usize = REGION / PAGE;
+const PAGES: usize = REGION_SIZE / PAGE;
 /// Page 0 holds the header; runs start at page 1.
 const FIRST_RUN_PAGE: usize = 1;
 
 /// Four classes per doubling from 40 KiB to 1 MiB, in pages: a request
 /// wastes at most a fifth of its run.
-pub const NUM_CLASSES: usize = 20;
-const CLASS_PAGES: [u16; NUM_CLASSES] =
+pub const RUN_CLASSES: usize = 20;
+const CLASS_PAGES: [u16; RUN_CLASSES] =
     [10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256];
 /// The largest request the pool serves.
-pub const MAX_SIZE: usize = CLASS_PAGES[NUM_CLASSES - 1] as usize * PAGE;
+pub const MAX_SIZE: usize = CLASS_PAGES[RUN_CLASSES - 1] as usize * PAGE;
 const MAX_RUNS: usize = (PAGES - FIRST_RUN_PAGE) / CLASS_PAGES[0] as usize;
 
 const MAGIC: u64 = 0x68616b6d_656d504c; // "hakmemPL"
@@ -29,13 +29,20 @@ const NIL: u8 = u8::MAX;
 /// No class yet (a region fresh from the kernel).
 const NO_CLASS: u8 = u8::MAX;
 
-/// Run states. Runs at or beyond `carved` were never handed out: untouched,
-/// they read as zero.
-const LIVE: u8 = 1;
-/// Free, its pages possibly resident until purged.
-const DIRTY: u8 = 2;
-/// Free and given back to the kernel (reads as zero).
-const CLEAN: u8 = 3;
+/// A run's state. Runs at or beyond `carved` were never handed out:
+/// untouched, they read as zero (and their state is the zeroed `Fresh`).
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RunState {
+    #[allow(dead_code)] // made only by the kernel, as the zeroed header
+    Fresh = 0,
+    /// Handed out: a live block.
+    Live,
+    /// Free, its pages possibly resident until purged.
+    Dirty,
+    /// Free and given back to the kernel (reads as zero).
+    Clean,
+}
 
 /// Class of a request of `size` bytes (at most MAX_SIZE; anything up to the
 /// first class's size gets the first class).
@@ -84,7 +91,7 @@ pub struct Region {
     /// When the last live run was freed (meaningful while `used == 0`).
     pub empty_since: u64,
     next_free: [u8; MAX_RUNS],
-    state: [u8; MAX_RUNS],
+    state: [RunState; MAX_RUNS],
     freed_at: [u64; MAX_RUNS],
     /// Run starting at each page, or NIL.
     run_at_page: [u8; PAGES],
@@ -92,7 +99,7 @@ pub struct Region {
 
 const _: () = assert!(size_of::<Region>() <= FIRST_RUN_PAGE * PAGE);
 const _: () = assert!(MAX_RUNS < NIL as usize);
-const _: () = assert!(FIRST_RUN_PAGE + CLASS_PAGES[NUM_CLASSES - 1] as usize <= PAGES);
+const _: () = assert!(FIRST_RUN_PAGE + CLASS_PAGES[RUN_CLASSES - 1] as usize <= PAGES);
 
 const NO_LINKS: Links = Links { next: ptr::null_mut(), prev: ptr::null_mut() };
 
@@ -100,11 +107,11 @@ impl Region {
     /// Maps a new region for `shard`, marked in the page map; null when the
     /// kernel has no memory.
     pub fn create(shard: usize) -> *mut Region {
-        let r = os::map_aligned(REGION, REGION) as *mut Region;
+        let r = os::map_aligned(REGION_SIZE, REGION_SIZE) as *mut Region;
         if r.is_null() {
             return r;
         }
-        // SAFETY: a fresh zeroed mapping of REGION bytes, ours alone; the
+        // SAFETY: a fresh zeroed mapping of REGION_SIZE bytes, ours alone; the
         // header fits its first page (asserted above).
         unsafe {
             (*r).magic = MAGIC;
@@ -125,12 +132,12 @@ impl Region {
     /// `r` holds no live run and is in no list.
     pub unsafe fn destroy(r: *mut Region) {
         pagemap::set(r as usize, 1, pagemap::NONE);
-        os::unmap(r as *mut u8, REGION);
+        os::unmap(r as *mut u8, REGION_SIZE);
     }
 
     /// The region holding `p`, which the page map says is a pool region.
     pub fn of(p: usize) -> *mut Region {
-        (p & !(REGION - 1)) as *mut Region
+        (p & !(REGION_SIZE - 1)) as *mut Region
     }
 
     /// Whether the header is a pool region's (the page map said POOL).
@@ -189,17 +196,17 @@ impl Region {
         let (i, zero) = if self.free_head != NIL {
             let i = self.free_head as usize;
             self.free_head = self.next_free[i];
-            if self.state[i] == DIRTY {
+            if self.state[i] == RunState::Dirty {
                 self.dirty -= 1;
             }
-            (i, self.state[i] == CLEAN)
+            (i, self.state[i] == RunState::Clean)
         } else if self.carved < self.runs {
             self.carved += 1;
             (self.carved as usize - 1, !self.stale)
         } else {
             return None;
         };
-        self.state[i] = LIVE;
+        self.state[i] = RunState::Live;
         self.used += 1;
         Some((self.run_addr(i) as *mut u8, zero))
     }
@@ -211,13 +218,13 @@ impl Region {
             return None;
         }
         let i = self.run_at_page[off / PAGE];
-        (i != NIL && self.state[i as usize] == LIVE).then_some(i as usize)
+        (i != NIL && self.state[i as usize] == RunState::Live).then_some(i as usize)
     }
 
     /// Takes back live run `i`, dirty since `now`.
     pub fn push(&mut self, i: usize, now: u64) {
-        debug_assert_eq!(self.state[i], LIVE);
-        self.state[i] = DIRTY;
+        debug_assert_eq!(self.state[i], RunState::Live);
+        self.state[i] = RunState::Dirty;
         self.freed_at[i] = now;
         self.next_free[i] = self.free_head;
         self.free_head = i as u8;
@@ -244,7 +251,7 @@ impl Region {
             let ripe_at = self.stale_since.saturating_add(delay);
             if force || now >= ripe_at {
                 let from = self.run_addr(self.carved as usize);
-                os::decommit(from as *mut u8, self.base() + REGION - from);
+                os::decommit(from as *mut u8, self.base() + REGION_SIZE - from);
                 self.stale = false;
                 released = true;
             } else {
@@ -252,13 +259,13 @@ impl Region {
             }
         }
         for i in 0..self.carved as usize {
-            if self.state[i] != DIRTY {
+            if self.state[i] != RunState::Dirty {
                 continue;
             }
             let ripe_at = self.freed_at[i].saturating_add(delay);
             if force || now >= ripe_at {
                 self.release_run(i);
-                self.state[i] = CLEAN;
+                self.state[i] = RunState::Clean;
                 self.dirty -= 1;
                 released = true;
             } else {
@@ -287,9 +294,9 @@ mod tests {
             assert!((run - size) * 5 <= run, "{size} -> {run}");
             last = c;
         }
-        assert_eq!(class_of(MAX_SIZE), NUM_CLASSES - 1);
+        assert_eq!(class_of(MAX_SIZE), RUN_CLASSES - 1);
         assert_eq!(class_of(1), 0);
-        for c in 0..NUM_CLASSES {
+        for c in 0..RUN_CLASSES {
             assert_eq!(class_of(class_size(c)), c);
         }
     }
@@ -333,7 +340,7 @@ mod tests {
         let r = Region::create(0);
         // SAFETY: a fresh region owned by this test alone.
         let reg = unsafe { &mut *r };
-        reg.format(NUM_CLASSES - 1, 0);
+        reg.format(RUN_CLASSES - 1, 0);
         let (p, _) = reg.pop().unwrap();
         // SAFETY: p is a live run of 1 MiB.
         unsafe { ptr::write_bytes(p, 0xee, MAX_SIZE) };

@@ -109,7 +109,7 @@ pub fn decommit(p: *mut u8, size: usize) {
 /// page counts as not resident). `p` is page-aligned.
 #[cfg(test)]
 pub fn resident_pages(p: *mut u8, len: usize) -> usize {
-    let mut vec = vec![0u8; len.div_ceil(PAGE)]; // alloc-ok: unit test (cfg(test)), on the system allocator
+    let mut vec = vec![0u8; len.div_ceil(PAGE)];
     // SAFETY: mincore only reads the page tables; vec has a byte per page.
     let r = unsafe { libc::mincore(p as *mut libc::c_void, len, vec.as_mut_ptr()) };
     if r != 0 {
@@ -120,7 +120,7 @@ pub fn resident_pages(p: *mut u8, len: usize) -> usize {
 
 /// Extends the mapping at `p` from `old` to `new` bytes where it is, if the
 /// address space after it is free.
-pub fn grow_in_place(p: *mut u8, old: usize, new: usize) -> bool {
+pub fn extend_mapping(p: *mut u8, old: usize, new: usize) -> bool {
     // SAFETY: p..p+old is a live hakmem mapping; without MREMAP_MAYMOVE the
     // kernel either extends it in place or changes nothing.
     let r = unsafe { libc::mremap(p as *mut libc::c_void, old, new, 0) };

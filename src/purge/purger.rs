@@ -13,7 +13,7 @@ use crate::config;
 use crate::os::clock::now_ms;
 use crate::purge;
 use crate::sync::due;
-use crate::thread::tls::{self, BUSY, LIVE};
+use crate::thread::tls::{self, ThreadState};
 
 const NOT_STARTED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -52,10 +52,10 @@ fn start_slow() {
     // SAFETY: t is this thread's record. BUSY sends what pthread_create
     // allocates (glibc's thread bookkeeping) to the bootstrap arena instead
     // of back into the heap whose slow path we are on.
-    unsafe { (*t).state = BUSY };
+    unsafe { (*t).state = ThreadState::Busy };
     let ok = spawn();
     // SAFETY: as above.
-    unsafe { (*t).state = LIVE };
+    unsafe { (*t).state = ThreadState::Live };
     if !ok {
         STATE.store(OFF, Ordering::Relaxed);
     }

@@ -14,27 +14,26 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::os::pagemap::REGION_SIZE;
 use crate::config;
 use crate::os::clock::now_ms;
 use crate::os::{self, pagemap};
 use crate::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
 use crate::slab::slab::Slab;
-use crate::slab::superslab::{self, SuperSlab, SS_SIZE, UNITS};
+use crate::slab::superslab::{self, SuperSlab, UNITS};
 use crate::sync::due::{Due, NEVER};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 
 /// When the next purge is due.
 static DUE: Due = Due::new();
-/// SuperSlabs mapped, and 64 KiB units holding slabs (for mallinfo); only
-/// changed under the lock, read by anyone.
-static SUPERSLABS: AtomicUsize = AtomicUsize::new(0);
+/// 64 KiB units holding slabs (for mallinfo); only changed under the
+/// lock, read by anyone. The SuperSlabs mapped are counted by `stats`.
 static UNITS_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes mapped for SuperSlabs, and bytes of their units that hold slabs.
 pub fn footprint() -> (usize, usize) {
-    let ss = SUPERSLABS.load(Ordering::Relaxed);
-    (ss * SS_SIZE, UNITS_USED.load(Ordering::Relaxed) << UNIT_SHIFT)
+    (stats::superslabs() * REGION_SIZE, UNITS_USED.load(Ordering::Relaxed) << UNIT_SHIFT)
 }
 
 struct State {
@@ -262,24 +261,22 @@ pub fn adopt(class: usize) -> *mut Slab {
 }
 
 fn new_superslab() -> *mut SuperSlab {
-    let p = os::map_aligned(SS_SIZE, SS_SIZE) as *mut SuperSlab;
+    let p = os::map_aligned(REGION_SIZE, REGION_SIZE) as *mut SuperSlab;
     if p.is_null() {
         return p;
     }
-    // SAFETY: a fresh mapping of SS_SIZE bytes, zeroed, ours alone.
+    // SAFETY: a fresh mapping of REGION_SIZE bytes, zeroed, ours alone.
     unsafe { (*p).init() };
     pagemap::set(p as usize, 1, pagemap::SUPERSLAB);
-    SUPERSLABS.fetch_add(1, Ordering::Relaxed);
     stats::add(Counter::SuperslabsMapped, 1);
-    stats::live_superslabs(1);
+    stats::superslabs_mapped(1);
     p
 }
 
 fn drop_superslab(ss: *mut SuperSlab) {
     pagemap::set(ss as usize, 1, pagemap::NONE);
-    os::unmap(ss as *mut u8, SS_SIZE);
-    SUPERSLABS.fetch_sub(1, Ordering::Relaxed);
-    stats::live_superslabs(-1);
+    os::unmap(ss as *mut u8, REGION_SIZE);
+    stats::superslabs_mapped(-1);
 }
 
 fn link(st: &mut State, ss: *mut SuperSlab) {

@@ -43,10 +43,17 @@ impl Block {
     }
 }
 
-/// Which of its owner's lists a slab is on.
-pub const ON_NONE: u8 = 0;
-pub const ON_PARTIAL: u8 = 1;
-pub const ON_FULL: u8 = 2;
+/// Which of its owner's rings a slab is on.
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ring {
+    /// None: new, abandoned, or on its way back to the registry.
+    Off,
+    /// Partial: it has blocks to hand out (refills look here first).
+    Partial,
+    /// Full: every block is out; remote frees go to the owner's inbox.
+    Full,
+}
 
 #[repr(C)]
 pub struct Slab {
@@ -74,7 +81,7 @@ pub struct Slab {
     pub size: u32,
     pub class: u8,
     pub units: u8,
-    pub list: u8,
+    pub ring: Ring,
 }
 
 impl Slab {
@@ -94,7 +101,7 @@ impl Slab {
         self.size = size as u32;
         self.class = class as u8;
         self.units = units as u8;
-        self.list = ON_NONE;
+        self.ring = Ring::Off;
     }
 
     /// Moves up to `want` blocks into `out`; returns how many. Owner only.
@@ -146,12 +153,6 @@ impl Slab {
         self.free = head;
         self.used -= n;
         true
-    }
-
-    /// Whether a refill could get a block without looking at `remote`.
-    #[inline]
-    pub fn has_local(&self) -> bool {
-        !self.free.is_null() || self.bump < self.end
     }
 
     /// Takes back the `n` blocks `head..=tail`, linked through their links
@@ -337,15 +338,15 @@ mod tests {
 
     #[test]
     fn carves_every_block_once_then_reuses_freed_ones() {
-        let mut mem = vec![0u64; 65536 / 8]; // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut mem = vec![0u64; 65536 / 8];
         let mut s = slab_over(&mut mem, 48);
         let total = 65536 / 48;
-        let mut out = vec![ptr::null_mut(); total + 10]; // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut out = vec![ptr::null_mut(); total + 10];
         assert_eq!(s.take(out.as_mut_ptr(), total + 10), total);
         assert_eq!(s.used as usize, total);
         let distinct: HashSet<_> = out[..total].iter().collect();
         assert_eq!(distinct.len(), total);
-        assert!(!s.has_local());
+        assert_eq!(s.take(out.as_mut_ptr(), 1), 0);
         for &p in &[out[5], out[9]] {
             let b = p as *mut Block;
             s.put_run(b, b, 1);
@@ -358,7 +359,7 @@ mod tests {
 
     #[test]
     fn remote_frees_come_back_whole_and_counted() {
-        let mut mem = vec![0u64; 65536 / 8]; // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut mem = vec![0u64; 65536 / 8];
         let mut s = slab_over(&mut mem, 64);
         let mut out = [ptr::null_mut(); 8];
         assert_eq!(s.take(out.as_mut_ptr(), 8), 8);
@@ -378,10 +379,10 @@ mod tests {
 
     #[test]
     fn concurrent_remote_pushes_lose_nothing() {
-        let mut mem = vec![0u64; 65536 / 8]; // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut mem = vec![0u64; 65536 / 8];
         let mut s = slab_over(&mut mem, 16);
         let n = 4096;
-        let mut out = vec![ptr::null_mut(); n]; // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut out = vec![ptr::null_mut(); n];
         assert_eq!(s.take(out.as_mut_ptr(), n), n);
         let addrs: Vec<usize> = out.iter().map(|&p| p as usize).collect();
         let slab = &s as *const Slab as usize;
@@ -398,7 +399,7 @@ mod tests {
         });
         assert!(s.collect_remote());
         assert_eq!(s.used, 0);
-        let mut seen = HashSet::new(); // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut seen = HashSet::new();
         let mut b = s.free;
         while !b.is_null() {
             assert!(seen.insert(b as usize));
@@ -418,9 +419,9 @@ mod loom_tests {
     #[test]
     fn loom_remote_pushes_and_collects_lose_nothing() {
         loom::model(|| {
-            let mem: &'static mut [u64] = Box::leak(vec![0u64; 8].into_boxed_slice()); // alloc-ok: loom test (cfg(loom)), on the system allocator
+            let mem: &'static mut [u64] = Box::leak(vec![0u64; 8].into_boxed_slice());
             let start = mem.as_mut_ptr() as *mut u8;
-            let slab = Box::leak(Box::new(Slab { // alloc-ok: loom test (cfg(loom)), on the system allocator
+            let slab = Box::leak(Box::new(Slab {
                 free: ptr::null_mut(),
                 remote: AtomicPtr::new(ptr::null_mut()),
                 owner: AtomicPtr::new(ptr::null_mut()),
@@ -434,7 +435,7 @@ mod loom_tests {
                 size: 16,
                 class: 1,
                 units: 1,
-                list: ON_NONE,
+                ring: Ring::Off,
             })) as *mut Slab as usize;
             let mut out = [ptr::null_mut::<u8>(); 4];
             // SAFETY: this thread is the slab's owner; pushers only use the
@@ -464,7 +465,7 @@ mod loom_tests {
             assert_eq!(s.take(got.as_mut_ptr(), 3), 3);
             let mut got: Vec<usize> = got[..3].iter().map(|&p| p as usize).collect();
             got.sort();
-            let mut want = vec![b0, b1, b2]; // alloc-ok: loom test (cfg(loom)), on the system allocator
+            let mut want = vec![b0, b1, b2];
             want.sort();
             assert_eq!(got, want);
         });

@@ -9,8 +9,7 @@ use crate::diag;
 use crate::slab::slab::{Block, Slab};
 use core::ptr;
 
-pub const SS_SIZE: usize = REGION_SIZE;
-pub const UNITS: usize = SS_SIZE >> UNIT_SHIFT;
+pub const UNITS: usize = REGION_SIZE >> UNIT_SHIFT;
 pub const MAGIC: u64 = 0x68616b6d_656d5353; // "hakmemSS"
 
 /// What `free` needs to know about the unit a pointer falls in, laid out so
@@ -72,7 +71,7 @@ const _: () = assert!(core::mem::size_of::<SuperSlab>() <= 1 << UNIT_SHIFT);
 /// SUPERSLAB for it).
 #[inline(always)]
 pub fn of(a: usize) -> *mut SuperSlab {
-    (a & !(SS_SIZE - 1)) as *mut SuperSlab
+    (a & !(REGION_SIZE - 1)) as *mut SuperSlab
 }
 
 /// The record of the unit holding `a`. The caller knows `a` lies in a
@@ -144,7 +143,7 @@ fn color(base: usize, span: usize, size: usize) -> usize {
     }
     // Neighbouring units and SuperSlabs get colors far apart.
     let unit = (base >> UNIT_SHIFT) & (UNITS - 1);
-    (unit * 5 + base / SS_SIZE * 3) % colors * BLOCK_ALIGN
+    (unit * 5 + base / REGION_SIZE * 3) % colors * BLOCK_ALIGN
 }
 
 /// Colors beyond a page's worth of lines would repeat the same sets.
@@ -221,7 +220,7 @@ mod tests {
 
     fn boxed() -> Box<SuperSlab> {
         // SAFETY: all-zero is a valid SuperSlab before init.
-        let mut ss: Box<SuperSlab> = unsafe { Box::new(core::mem::zeroed()) }; // alloc-ok: unit test (cfg(test)), on the system allocator
+        let mut ss: Box<SuperSlab> = unsafe { Box::new(core::mem::zeroed()) };
         ss.init();
         ss
     }
@@ -258,7 +257,7 @@ mod tests {
             let magic = block_magic(c);
             for unit in 1..UNITS {
                 for ss in 0..4 {
-                    let base = ss * SS_SIZE + (unit << UNIT_SHIFT);
+                    let base = ss * REGION_SIZE + (unit << UNIT_SHIFT);
                     let color = color(base, span, size);
                     assert_eq!(color % BLOCK_ALIGN, 0);
                     assert!(color == 0 || color < size, "class {c}");

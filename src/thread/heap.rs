@@ -12,7 +12,7 @@ use crate::os::clock::now_ms;
 use crate::sync::due::{Due, NEVER};
 use crate::slab::registry;
 use crate::size_class::NUM_CLASSES;
-use crate::slab::slab::{self, Block, Inbox, Slab, ON_FULL, ON_NONE, ON_PARTIAL};
+use crate::slab::slab::{self, Block, Inbox, Ring, Slab};
 use crate::slab::superslab;
 use crate::stats::{self, Counter};
 use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP, SLOT_OFFSET};
@@ -20,7 +20,7 @@ use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP, SLOT_OFFSET};
 /// Per class: the slabs this heap owns, as rings (the head is where refills
 /// look first), and the class's recent slow-path activity.
 #[repr(C)]
-pub struct Lists {
+pub struct SlabRings {
     pub partial: *mut Slab,
     pub full: *mut Slab,
     pub events: u32,
@@ -28,8 +28,8 @@ pub struct Lists {
     pub refills: u32,
 }
 
-impl Lists {
-    const EMPTY: Lists = Lists { partial: ptr::null_mut(), full: ptr::null_mut(), events: 0, refills: 0 };
+impl SlabRings {
+    const EMPTY: SlabRings = SlabRings { partial: ptr::null_mut(), full: ptr::null_mut(), events: 0, refills: 0 };
 }
 
 #[repr(C)]
@@ -37,7 +37,7 @@ pub struct Heap {
     /// The bins the fast paths use. In checked mode they stay empty with no
     /// room, so every malloc and free takes the slow path.
     pub bins: [Bin; NUM_CLASSES],
-    pub lists: [Lists; NUM_CLASSES],
+    pub rings: [SlabRings; NUM_CLASSES],
     /// Checked mode (statistics or hardening on): the bins in use.
     checked_bins: [Bin; NUM_CLASSES],
     pub checked: bool,
@@ -90,7 +90,7 @@ pub static CACHE_TRIM_DUE: Due = Due::new();
 impl Heap {
     pub const EMPTY: Heap = Heap {
         bins: [Bin::EMPTY; NUM_CLASSES],
-        lists: [Lists::EMPTY; NUM_CLASSES],
+        rings: [SlabRings::EMPTY; NUM_CLASSES],
         checked_bins: [Bin::EMPTY; NUM_CLASSES],
         checked: false,
         counting: false,
@@ -124,7 +124,7 @@ impl Heap {
                 self.bins[c] = bin;
                 self.checked_bins[c] = Bin::EMPTY;
             }
-            self.lists[c] = Lists::EMPTY;
+            self.rings[c] = SlabRings::EMPTY;
         }
         self.slow_events = 0;
         self.next = ptr::null_mut();
@@ -193,7 +193,7 @@ impl Heap {
     /// Moves up to `want` blocks of class `c` from this heap's slabs to `out`.
     fn fill(&mut self, c: usize, out: *mut *mut u8, want: usize) -> usize {
         loop {
-            let mut s = self.lists[c].partial;
+            let mut s = self.rings[c].partial;
             let warm = !s.is_null();
             if !warm {
                 s = self.find_slab(c);
@@ -215,9 +215,9 @@ impl Heap {
                 }
                 return n;
             }
-            if self.move_to(s, ON_FULL) {
+            if self.move_to_ring(s, Ring::Full) {
                 // Blocks came back while it went full: take them next.
-                self.move_to(s, ON_PARTIAL);
+                self.move_to_ring(s, Ring::Partial);
             }
         }
     }
@@ -226,7 +226,7 @@ impl Heap {
     /// freed into, an abandoned one, or a new one. Null when out of memory.
     fn find_slab(&mut self, c: usize) -> *mut Slab {
         self.drain_inbox();
-        let s = self.lists[c].partial;
+        let s = self.rings[c].partial;
         if !s.is_null() {
             return s;
         }
@@ -241,12 +241,12 @@ impl Heap {
         // SAFETY: the registry handed this slab to us alone.
         let slab = unsafe { &mut *s };
         slab.set_owner(&self.inbox);
-        slab.list = ON_NONE;
+        slab.ring = Ring::Off;
         if !adopted.is_null() {
             stats::add(Counter::Adopted, 1);
             slab.collect_remote();
         }
-        self.move_to(s, ON_PARTIAL);
+        self.move_to_ring(s, Ring::Partial);
         s
     }
 
@@ -323,12 +323,12 @@ impl Heap {
         }
         stats::add(Counter::SlabBlocksBack, run.n as u64);
         slab.put_run(run.head, run.tail, run.n);
-        if slab.list == ON_FULL {
-            self.move_to(s, ON_PARTIAL);
+        if slab.ring == Ring::Full {
+            self.move_to_ring(s, Ring::Partial);
         }
         // An empty slab goes back unless it is this class's only room.
         if slab.used == 0 && slab.next != s {
-            self.move_to(s, ON_NONE);
+            self.move_to_ring(s, Ring::Off);
             registry::free_slab(s);
         }
     }
@@ -341,10 +341,10 @@ impl Heap {
             let count = self.bin(c).count();
             self.flush(c, count);
             self.bin(c).set_cap(start_cap(c));
-            for ring in [self.lists[c].partial, self.lists[c].full] {
+            for ring in [self.rings[c].partial, self.rings[c].full] {
                 self.abandon_ring(ring);
             }
-            self.lists[c] = Lists::EMPTY;
+            self.rings[c] = SlabRings::EMPTY;
         }
     }
 
@@ -357,11 +357,11 @@ impl Heap {
             // SAFETY: ring members are our live slabs.
             let slab = unsafe { &mut *s };
             let next = slab.next;
-            if slab.list == ON_FULL {
+            if slab.ring == Ring::Full {
                 slab.mark_full(false);
             }
             slab.collect_remote();
-            slab.list = ON_NONE;
+            slab.ring = Ring::Off;
             if slab.used == 0 {
                 registry::free_slab(s);
             } else {
@@ -380,7 +380,7 @@ impl Heap {
     /// TICK_EVENTS events, idle classes give room back.
     fn note_event(&mut self, c: usize, refill: bool) {
         self.trim_if_asked();
-        let l = &mut self.lists[c];
+        let l = &mut self.rings[c];
         l.events += 1;
         l.refills += refill as u32;
         let grow = l.events >= 2 && l.refills > 0;
@@ -405,7 +405,7 @@ impl Heap {
     fn shrink_idle(&mut self, to_min: bool) {
         for c in 0..NUM_CLASSES {
             let now = self.bin(c).cap();
-            if self.lists[c].events == 0 && now > min_cap(c) {
+            if self.rings[c].events == 0 && now > min_cap(c) {
                 let cap = if to_min { min_cap(c) } else { (now / 2).max(min_cap(c)) };
                 let count = self.bin(c).count();
                 if count > cap / 2 {
@@ -413,8 +413,8 @@ impl Heap {
                 }
                 self.bin(c).set_cap(cap);
             }
-            self.lists[c].events = 0;
-            self.lists[c].refills = 0;
+            self.rings[c].events = 0;
+            self.rings[c].refills = 0;
         }
     }
 
@@ -451,26 +451,26 @@ impl Heap {
         (*ptr::addr_of!((*h).trim_asked)).store(true, Ordering::Relaxed);
     }
 
-    /// Moves an owned slab between rings (ON_NONE: onto none). Onto the full
+    /// Moves an owned slab between rings (Ring::Off: onto none). Onto the full
     /// ring, returns whether remote frees arrived as it went (`mark_full`).
-    fn move_to(&mut self, s: *mut Slab, to: u8) -> bool {
+    fn move_to_ring(&mut self, s: *mut Slab, to: Ring) -> bool {
         // SAFETY: s is one of our slabs; rings hold only our slabs.
         unsafe {
             let class = (*s).class as usize;
-            let from = (*s).list;
+            let from = (*s).ring;
             match from {
-                ON_PARTIAL => ring_remove(&mut self.lists[class].partial, s),
-                ON_FULL => ring_remove(&mut self.lists[class].full, s),
-                _ => {}
+                Ring::Partial => ring_remove(&mut self.rings[class].partial, s),
+                Ring::Full => ring_remove(&mut self.rings[class].full, s),
+                Ring::Off => {}
             }
             match to {
-                ON_PARTIAL => ring_push_front(&mut self.lists[class].partial, s),
-                ON_FULL => ring_push_front(&mut self.lists[class].full, s),
-                _ => {}
+                Ring::Partial => ring_push_front(&mut self.rings[class].partial, s),
+                Ring::Full => ring_push_front(&mut self.rings[class].full, s),
+                Ring::Off => {}
             }
-            (*s).list = to;
-            if (from == ON_FULL) != (to == ON_FULL) {
-                return (*s).mark_full(to == ON_FULL);
+            (*s).ring = to;
+            if (from == Ring::Full) != (to == Ring::Full) {
+                return (*s).mark_full(to == Ring::Full);
             }
             false
         }
@@ -548,33 +548,181 @@ mod tests {
     use super::*;
     use crate::alloc::{free, malloc};
     use crate::size_class::class_of;
+    use crate::thread::cache::TOTAL_SLOTS;
     use crate::thread::tls;
+    use std::collections::HashSet;
 
-    /// A thread frees a burst and then uses other classes only: once the
-    /// purge thread's request finds the burst's class idle, its cache gives
-    /// the blocks back (so their slabs can go), keeping only the floor.
-    #[test]
-    fn an_asked_trim_gives_an_idle_class_back() {
-        std::thread::spawn(|| {
-            let blocks: Vec<usize> = (0..5000).map(|_| malloc(200) as usize).collect(); // alloc-ok: unit test (cfg(test)), on the system allocator
-            blocks.iter().for_each(|&p| free(p as *mut u8, "test"));
-            let h = tls::heap();
-            let c = class_of(200);
-            // SAFETY: this thread's own heap, used by this thread only.
-            let heap = unsafe { &mut *h };
-            assert!(heap.bin(c).count() > start_cap(c), "the burst filled a grown cache");
-            assert!(heap.trim_wanted.load(Ordering::Relaxed), "a grown cache wants a trim");
-            // The first request comes within the burst's window (the class
-            // was busy); the second finds it idle.
-            for _ in 0..2 {
-                // SAFETY: h is a live heap.
-                unsafe { Heap::ask_trim(h) };
-                heap.trim_if_asked();
+    /// A heap over its own slot array, as lifecycle makes them (which this
+    /// test keeps alive as long as the heap).
+    struct TestHeap {
+        heap: Box<Heap>,
+        _slots: Vec<*mut u8>,
+    }
+
+    fn test_heap() -> TestHeap {
+        // Links are encoded with the process key, set once here.
+        crate::init::ensure();
+        let mut slots = vec![ptr::null_mut(); TOTAL_SLOTS];
+        let mut heap = Box::new(Heap::EMPTY);
+        heap.init(slots.as_mut_ptr(), false, 0);
+        TestHeap { heap, _slots: slots }
+    }
+
+    fn slab(p: *mut u8) -> &'static Slab {
+        // SAFETY: p is a live block, so its slab is live for the test.
+        unsafe { &*superslab::slab_of(p as usize) }
+    }
+
+    /// Blocks of class `c` from `h` until one comes from a second slab: the
+    /// first slab is then on the full ring. Returns both slabs' blocks.
+    fn fill_a_slab(h: &mut Heap, c: usize) -> (Vec<*mut u8>, *mut u8) {
+        let first = h.alloc(c);
+        let s = superslab::slab_of(first as usize);
+        let mut blocks = vec![first];
+        loop {
+            let p = h.alloc(c);
+            assert!(!p.is_null());
+            if superslab::slab_of(p as usize) != s {
+                return (blocks, p);
             }
-            assert!(heap.bin(c).count() <= min_cap(c) / 2, "{} blocks still cached", heap.bin(c).count());
-            assert_eq!(heap.bin(c).cap(), min_cap(c));
+            blocks.push(p);
+        }
+    }
+
+    // Each test below uses a class no other unit test touches, because the
+    // registry (and its abandoned slabs) is shared by every test thread.
+
+    #[test]
+    fn a_refill_fills_half_the_bin_from_one_warm_slab() {
+        let mut t = test_heap();
+        let h = &mut *t.heap;
+        let c = class_of(7000);
+        let p = h.alloc(c);
+        assert!(!p.is_null());
+        let cached = h.bin(c).count();
+        let s = slab(p);
+        let room = (s.end / s.size) as usize;
+        assert_eq!(cached + 1, (start_cap(c) / 2).max(1).min(room), "half the bin, at most the slab");
+        assert!(s.is_owned_by(&h.inbox));
+        assert_eq!(s.ring, Ring::Partial);
+        assert_eq!(s.used as usize, cached + 1, "the slab counts what the bin holds");
+        let mut all = vec![p];
+        while let Some(q) = h.bin(c).pop() {
+            assert!(ptr::eq(slab(q), s), "a refill takes from one slab");
+            all.push(q);
+        }
+        all.iter().for_each(|&q| h.give_back(q));
+        assert_eq!(s.used, 0);
+        assert_eq!(s.ring, Ring::Partial, "the class's only slab stays as its room");
+        h.abandon();
+    }
+
+    #[test]
+    fn a_flush_gives_own_blocks_back_and_an_emptied_slab_goes() {
+        let mut t = test_heap();
+        let h = &mut *t.heap;
+        let c = class_of(10000);
+        let (full, other) = fill_a_slab(h, c);
+        let s = slab(full[0]);
+        assert_eq!(s.ring, Ring::Full);
+        // The second slab comes back whole first: as the class's only room
+        // (the first is on the full ring) it stays.
+        while let Some(q) = h.bin(c).pop() {
+            h.give_back(q);
+        }
+        h.give_back(other);
+        assert_eq!(slab(other).used, 0);
+        assert_eq!(slab(other).ring, Ring::Partial);
+        // The full slab's blocks come back through the bin, flushed in runs.
+        for chunk in full.chunks(h.bin(c).cap()) {
+            chunk.iter().for_each(|&q| assert!(h.bin(c).push(q)));
+            let count = h.bin(c).count();
+            h.flush(c, count);
+            assert_eq!(h.bin(c).count(), 0);
+        }
+        // Emptied and not the only room, it went back to the registry: its
+        // blocks no longer pass free's check.
+        assert!(superslab::block_bin_offset(full[0] as usize).is_none(), "the emptied slab went back");
+        assert!(superslab::block_bin_offset(other as usize).is_some());
+        h.abandon();
+    }
+
+    #[test]
+    fn remote_frees_into_a_full_slab_reach_its_owner_through_the_inbox() {
+        let (mut a, mut b) = (test_heap(), test_heap());
+        let (a, b) = (&mut *a.heap, &mut *b.heap);
+        let c = class_of(14000);
+        let (full, other) = fill_a_slab(a, c);
+        let s = slab(full[0]);
+        assert_eq!(s.ring, Ring::Full);
+        let used = s.used;
+        // Another heap gives back three of the full slab's blocks and one of
+        // the partial one's.
+        full[..3].iter().for_each(|&q| b.give_back(q));
+        b.give_back(other);
+        assert!(!a.inbox.is_empty(), "the full slab's blocks went to the owner's inbox");
+        assert!(s.remote.load(Ordering::Relaxed).is_null());
+        assert!(!slab(other).remote.load(Ordering::Relaxed).is_null(), "a partial slab's go to its remote list");
+        a.drain_inbox();
+        assert!(a.inbox.is_empty());
+        assert_eq!(s.ring, Ring::Partial, "the slab can be found again");
+        assert_eq!(s.used, used - 3);
+        a.abandon();
+        b.abandon();
+    }
+
+    #[test]
+    fn an_abandoned_slab_is_adopted_with_what_others_freed_into_it() {
+        let (mut a, mut b, mut c_heap) = (test_heap(), test_heap(), test_heap());
+        let (a, b, adopter) = (&mut *a.heap, &mut *b.heap, &mut *c_heap.heap);
+        let c = class_of(20000);
+        let kept = a.alloc(c);
+        let freed: Vec<*mut u8> = (0..2).map(|_| a.alloc(c)).collect();
+        let s = slab(kept);
+        assert!(freed.iter().all(|&p| ptr::eq(slab(p), s)));
+        a.abandon();
+        assert!(s.owner.load(Ordering::Relaxed).is_null(), "a slab with live blocks is abandoned, not freed");
+        freed.iter().for_each(|&p| b.give_back(p));
+        // The next heap that needs the class adopts it, and with it the
+        // blocks freed meanwhile (`kept` keeps it from being released).
+        let p = adopter.alloc(c);
+        assert!(s.is_owned_by(&adopter.inbox), "the abandoned slab was adopted");
+        let mut got = vec![p];
+        while let Some(q) = adopter.bin(c).pop() {
+            got.push(q);
+        }
+        assert!(freed.iter().all(|f| got.contains(f)), "got {got:?}, freed {freed:?}");
+        got.iter().for_each(|&q| adopter.give_back(q));
+        adopter.give_back(kept);
+        adopter.abandon();
+        b.abandon();
+    }
+
+    #[test]
+    fn thread_exit_empties_the_cache_and_abandons_slabs_still_in_use() {
+        let size = 28000;
+        let live = std::thread::spawn(move || {
+            let live: Vec<usize> = (0..2).map(|_| malloc(size) as usize).collect();
+            free(malloc(size), "test");
+            // SAFETY: this thread's own heap.
+            assert!(unsafe { (*tls::heap()).bin(class_of(size)).count() } > 0, "a block is cached");
+            live
         })
         .join()
         .unwrap();
+        // At exit every cached block went back to its slab: the slabs of the
+        // blocks still in use count exactly those, and have no owner.
+        let slabs: Vec<&Slab> = live.iter().map(|&p| slab(p as *mut u8)).collect();
+        let mut distinct: Vec<&Slab> = Vec::new();
+        for s in slabs {
+            if !distinct.iter().any(|d| ptr::eq(*d, s)) {
+                distinct.push(s);
+            }
+        }
+        for s in &distinct {
+            assert!(s.owner.load(Ordering::Relaxed).is_null(), "the exited thread's slab is abandoned");
+        }
+        assert_eq!(distinct.iter().map(|s| s.used as usize).sum::<usize>(), live.len());
+        live.iter().for_each(|&p| free(p as *mut u8, "test"));
     }
 }

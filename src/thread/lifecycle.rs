@@ -18,7 +18,7 @@ use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::cache::TOTAL_SLOTS;
 use crate::thread::heap::{Heap, CACHE_TRIM_DUE};
-use crate::thread::tls::{self, Tls, GONE, LIVE, NEW};
+use crate::thread::tls::{self, Tls, ThreadState};
 
 const HEAP_HEADER: usize = os::align_up(size_of::<Heap>(), 64);
 const HEAP_BYTES: usize = os::align_up(HEAP_HEADER + TOTAL_SLOTS * size_of::<usize>(), os::PAGE);
@@ -156,7 +156,7 @@ pub fn thread_init(t: *mut Tls) -> bool {
     let h = take_heap();
     if h.is_null() {
         // SAFETY: as above.
-        unsafe { (*t).state = NEW };
+        unsafe { (*t).state = ThreadState::New };
         return false;
     }
     // SAFETY: the key was created before any heap existed; h is the value
@@ -166,7 +166,7 @@ pub fn thread_init(t: *mut Tls) -> bool {
     // SAFETY: as above.
     unsafe {
         (*t).heap = h;
-        (*t).state = LIVE;
+        (*t).state = ThreadState::Live;
     }
     true
 }
@@ -179,7 +179,7 @@ pub extern "C" fn thread_exit(arg: *mut libc::c_void) {
     // other thread uses it.
     unsafe {
         (*t).heap = tls::sentinel();
-        (*t).state = GONE;
+        (*t).state = ThreadState::Gone;
     }
     unlink_live(h);
     // SAFETY: as above.

@@ -6,18 +6,24 @@ use core::arch::asm;
 
 use crate::thread::heap::Heap;
 
-/// State of a thread as hakmem sees it.
-pub const NEW: usize = 0;
-/// Inside hakmem's own set-up: nested calls go to the bootstrap arena.
-pub const BUSY: usize = 1;
-pub const LIVE: usize = 2;
-/// Its heap was handed back at thread exit; late calls take the shared path.
-pub const GONE: usize = 3;
+/// A thread as hakmem sees it (tls.c starts every thread at 0, New).
+#[repr(usize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ThreadState {
+    /// Not set up yet: its heap is the sentinel.
+    New = 0,
+    /// Inside hakmem's own set-up: nested calls go to the bootstrap arena.
+    Busy = 1,
+    /// Set up, on its own heap.
+    Live = 2,
+    /// Its heap was handed back at thread exit; late calls take the shared path.
+    Gone = 3,
+}
 
 #[repr(C)]
 pub struct Tls {
     pub heap: *mut Heap,
-    pub state: usize,
+    pub state: ThreadState,
 }
 
 #[cfg_attr(loom, allow(improper_ctypes))] // loom atomics inside Heap are not FFI types
