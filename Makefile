@@ -9,7 +9,7 @@ LIB     := target/release/libhakmem.so
 PREFIX  ?= /usr/local
 VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all lib test test-rust test-c bench clean install
+.PHONY: all lib test lint test-rust test-c bench clean install
 
 all: lib c-programs
 
@@ -24,7 +24,13 @@ FORCE:
 $(BUILD):
 	mkdir -p $(BUILD)
 
-test: lib c-programs test-rust test-c
+test: lib c-programs lint test-rust test-c
+
+# clippy with the lints in Cargo.toml: an `unsafe` block without its
+# `// SAFETY:` line is an error.
+lint:
+	cargo clippy --release -p hakmem --all-targets
+	cargo clippy --release -p hakmem-cdylib
 
 # Unit tests, the model-based test (tests/model.rs) and the loom check of
 # the remote-free list (its own target dir: the crate built with --cfg loom).

@@ -89,10 +89,9 @@ fn malloc_miss(c: usize) -> *mut u8 {
 /// A block of class `c` from heap `h` (its cache missed), asked once more
 /// after the caches went back to the kernel if no memory could be had.
 fn heap_alloc(h: &mut Heap, c: usize) -> *mut u8 {
-    let get = |h: &mut Heap| if h.checked { checked::alloc(h, c) } else { h.alloc(c) };
-    let p = get(h);
+    let p = checked::alloc_miss(h, c);
     if p.is_null() && purge::release_for_retry() {
-        return get(h);
+        return checked::alloc_miss(h, c);
     }
     p
 }
@@ -172,11 +171,7 @@ fn free_small_miss(p: *mut u8, c: usize) {
         // SAFETY: a live heap belongs to this thread alone.
         let h = unsafe { &mut *heap };
         let before = h.slow_events();
-        if h.checked {
-            checked::free(h, c, p);
-        } else {
-            h.overflow(c, p);
-        }
+        checked::free_miss(h, c, p);
         if h.slow_events() != before {
             purge::maybe_purge(true);
         }

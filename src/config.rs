@@ -35,6 +35,13 @@ pub fn harden() -> bool {
     HARDEN.load(Ordering::Relaxed)
 }
 
+/// Checked mode: statistics or hardening, either of which sends every
+/// slab malloc and free through `thread/checked.rs`.
+#[inline]
+pub fn checked() -> bool {
+    stats() || harden()
+}
+
 /// Whether the background purge thread may run.
 #[inline]
 pub fn purge_thread() -> bool {

@@ -73,11 +73,11 @@ mod tests {
                 // SAFETY: non-zero sizes; blocks freed with their layout.
                 unsafe {
                     let p = a.alloc_zeroed(l);
-                    assert!(!p.is_null() && p as usize % align == 0);
+                    assert!(!p.is_null() && (p as usize).is_multiple_of(align));
                     assert!((0..size).all(|i| *p.add(i) == 0));
                     ptr::write_bytes(p, 7, size);
                     let q = a.realloc(p, l, size * 2);
-                    assert!(!q.is_null() && q as usize % align == 0);
+                    assert!(!q.is_null() && (q as usize).is_multiple_of(align));
                     assert!((0..size).all(|i| *q.add(i) == 7));
                     a.dealloc(q, Layout::from_size_align(size * 2, align).unwrap());
                 }

@@ -116,7 +116,7 @@ pub fn aligned_class_of(align: usize, size: usize) -> Option<usize> {
     }
     if align <= BLOCK_ALIGN {
         // The smallest class that fits and that the alignment divides.
-        return (class_of(need)..SIZE_CLASSES).find(|&c| CLASS_SIZE[c] as usize % align == 0);
+        return (class_of(need)..SIZE_CLASSES).find(|&c| (CLASS_SIZE[c] as usize).is_multiple_of(align));
     }
     let k = need.next_power_of_two().trailing_zeros() - ALIGNED_MIN.trailing_zeros();
     Some(ALIGNED_FIRST + k as usize)
@@ -190,7 +190,7 @@ mod tests {
                     continue;
                 };
                 let got = CLASS_SIZE[c] as usize;
-                assert!(got >= size && got % align == 0, "align {align} size {size}");
+                assert!(got >= size && got.is_multiple_of(align), "align {align} size {size}");
                 assert_eq!(is_colored(c), align <= BLOCK_ALIGN, "align {align} size {size}");
             }
         }

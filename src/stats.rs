@@ -161,11 +161,7 @@ pub fn print(fd: i32) -> bool {
 }
 
 fn percent(part: u64, whole: u64) -> u64 {
-    if whole == 0 {
-        0
-    } else {
-        part.saturating_mul(100) / whole
-    }
+    part.saturating_mul(100).checked_div(whole).unwrap_or(0)
 }
 
 /// At start-up, when statistics are on: keep stderr for the exit report.

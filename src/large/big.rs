@@ -187,7 +187,7 @@ mod tests {
     fn rounding_wastes_at_most_a_quarter_and_is_page_aligned() {
         for n in (1..(64usize << 20)).step_by(4093) {
             let r = round_size(n);
-            assert!(r >= n && r % 4096 == 0);
+            assert!(r >= n && r.is_multiple_of(4096));
             assert!(r - n <= r / 4 + 4096, "{n} -> {r}");
         }
     }

@@ -226,9 +226,9 @@ mod tests {
             }
             for &(p, _, _) in &live {
                 // SAFETY: a live big block's header.
-                let pieces = unsafe { (*header(p)).pieces };
+                let (pieces, map_size) = unsafe { ((*header(p)).pieces, (*header(p)).map_size) };
                 assert!(pieces.count() <= MAX_PIECES);
-                assert_eq!(pieces.iter().map(|(_, len)| len).sum::<usize>(), unsafe { (*header(p)).map_size });
+                assert_eq!(pieces.iter().map(|(_, len)| len).sum::<usize>(), map_size);
                 most_pieces = most_pieces.max(pieces.count());
             }
         }

@@ -254,6 +254,7 @@ impl ShardLists {
         while !r.is_null() && unsafe { (*r).class() } != c {
             oldest = r;
             waiting += 1;
+            // SAFETY: as above.
             r = unsafe { (*r).list.next };
         }
         if r.is_null() && waiting >= EMPTY_KEPT {

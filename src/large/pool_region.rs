@@ -214,7 +214,7 @@ impl Region {
     /// The live run starting at `p`, if `p` is one.
     pub fn live_run(&self, p: usize) -> Option<usize> {
         let off = p - self.base();
-        if off % PAGE != 0 {
+        if !off.is_multiple_of(PAGE) {
             return None;
         }
         let i = self.run_at_page[off / PAGE];

@@ -329,6 +329,7 @@ mod tests {
         assert!(!slab.is_null());
         // SAFETY: the slab is ours; its first unit is mapped memory we may write.
         let start = (unsafe { (*slab).start } as usize & !(UNIT_SIZE - 1)) as *mut u8;
+        // SAFETY: as above; the unit is 1 << UNIT_SHIFT bytes.
         unsafe { ptr::write_bytes(start, 0xab, 1 << UNIT_SHIFT) };
         assert_eq!(os::resident_pages(start, os::PAGE), 1);
         let ss = superslab::of(start as usize);

@@ -403,6 +403,7 @@ mod tests {
         let mut b = s.free;
         while !b.is_null() {
             assert!(seen.insert(b as usize));
+            // SAFETY: b is a free block of s, which this test alone reads.
             b = unsafe { s.next_of(b) };
         }
         assert_eq!(seen.len(), n);

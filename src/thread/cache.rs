@@ -194,12 +194,12 @@ mod tests {
         let mut store = [core::ptr::null_mut::<u8>(); 5];
         let mut b = Bin::new(store.as_mut_ptr(), 2);
         assert_eq!(b.pop(), None);
-        assert!(b.push(1 as *mut u8));
+        assert!(b.push(std::ptr::dangling_mut::<u8>()));
         assert!(b.push(2 as *mut u8));
         assert!(!b.push(3 as *mut u8));
         assert_eq!((b.count(), b.cap()), (2, 2));
         assert_eq!(b.pop(), Some(2 as *mut u8));
-        assert_eq!(b.pop(), Some(1 as *mut u8));
+        assert_eq!(b.pop(), Some(std::ptr::dangling_mut::<u8>()));
         assert_eq!(b.pop(), None);
         assert_eq!(b.count(), 0);
     }
@@ -223,7 +223,7 @@ mod tests {
         b.settle(2);
         assert_eq!(b.count(), 2);
         assert_eq!(b.pop(), Some(9 as *mut u8));
-        assert_eq!(b.pop(), Some(1 as *mut u8));
+        assert_eq!(b.pop(), Some(std::ptr::dangling_mut::<u8>()));
         assert_eq!(b.pop(), None);
         let (_, n) = b.spill();
         assert_eq!(n, 0);

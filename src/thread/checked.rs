@@ -1,7 +1,10 @@
 //! Checked mode: with statistics (HAKMEM_STATS) or hardening (HAKMEM_HARDEN)
 //! on, a heap's fast bins stay empty and have no room, so every malloc and
 //! free of a slab block comes here, to the same bins one step later. Default
-//! mode pays nothing for either: its fast paths have no test for them.
+//! mode pays nothing for either: its fast paths have no test for them. Every
+//! miss on a live heap comes through here (`alloc_miss`, `free_miss`), so the
+//! mode is tested in this file alone; whether statistics and hardening are
+//! on is `config`'s to say.
 //!
 //! Hardening marks each freed block: its second word holds the block's
 //! address encoded with the process key, and handing the block out clears it.
@@ -16,25 +19,44 @@ use crate::os::random;
 use crate::stats;
 use crate::thread::heap::Heap;
 
-/// malloc's slow path in checked mode.
+/// malloc's miss on a live heap: checked mode's bins, or a refill.
 #[inline]
-pub fn alloc(h: &mut Heap, c: usize) -> *mut u8 {
-    if h.counting {
+pub fn alloc_miss(h: &mut Heap, c: usize) -> *mut u8 {
+    if !h.checked {
+        return h.alloc(c);
+    }
+    if config::stats() {
         return alloc_counted(h, c);
     }
     take(h, c).0
 }
 
-/// free's slow path in checked mode.
+/// free's miss on a live heap: checked mode's checks and bins, or an
+/// overflow of the full bin.
 #[inline]
-pub fn free(h: &mut Heap, c: usize, p: *mut u8) {
-    if h.mark_key != 0 {
-        check_and_mark(p, h.mark_key);
+pub fn free_miss(h: &mut Heap, c: usize, p: *mut u8) {
+    if !h.checked {
+        return h.overflow(c, p);
     }
-    if h.counting {
+    let key = mark_key();
+    if key != 0 {
+        check_and_mark(p, key);
+    }
+    if config::stats() {
         return free_counted(h, c, p);
     }
     put(h, c, p);
+}
+
+/// The key free marks are encoded with: the process key when hardened, 0
+/// (no marks) otherwise.
+#[inline]
+fn mark_key() -> usize {
+    if config::harden() {
+        random::secret()
+    } else {
+        0
+    }
 }
 
 #[inline(never)]
@@ -56,12 +78,13 @@ fn free_counted(h: &mut Heap, c: usize, p: *mut u8) {
 /// had it), with its free mark cleared.
 #[inline(always)]
 fn take(h: &mut Heap, c: usize) -> (*mut u8, usize, bool) {
-    let c = if h.mark_key != 0 { c.max(1) } else { c };
+    let key = mark_key();
+    let c = if key != 0 { c.max(1) } else { c };
     let (p, hit) = match h.checked_bin(c).pop() {
         Some(p) => (p, true),
         None => (h.refill(c), false),
     };
-    if h.mark_key != 0 && !p.is_null() {
+    if key != 0 && !p.is_null() {
         // SAFETY: p is a block of at least 16 bytes that we own.
         unsafe { *mark_slot(p) = 0 };
     }
@@ -80,8 +103,9 @@ fn put(h: &mut Heap, c: usize, p: *mut u8) -> bool {
 
 /// The checks and counts of a free that does not go through a heap.
 pub fn note_free(c: usize, p: *mut u8) {
-    if config::harden() {
-        check_and_mark(p, random::secret());
+    let key = mark_key();
+    if key != 0 {
+        check_and_mark(p, key);
     }
     stats::class_free(c, false);
 }

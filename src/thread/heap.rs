@@ -38,14 +38,10 @@ pub struct Heap {
     /// room, so every malloc and free takes the slow path.
     pub bins: [Bin; NUM_CLASSES],
     pub rings: [SlabRings; NUM_CLASSES],
-    /// Checked mode (statistics or hardening on): the bins in use.
+    /// Checked mode (statistics or hardening on, `config::checked`): the
+    /// bins in use, which only `thread/checked.rs` reaches.
     checked_bins: [Bin; NUM_CLASSES],
     pub checked: bool,
-    /// Checked mode: statistics are on.
-    pub counting: bool,
-    /// Checked mode with hardening: the key free marks are encoded with
-    /// (never 0); 0 without hardening.
-    pub mark_key: usize,
     /// The heap of threads that have exited, used under a lock: it is on
     /// no list of live heaps, so it never asks for a trim.
     pub shared: bool,
@@ -93,8 +89,6 @@ impl Heap {
         rings: [SlabRings::EMPTY; NUM_CLASSES],
         checked_bins: [Bin::EMPTY; NUM_CLASSES],
         checked: false,
-        counting: false,
-        mark_key: 0,
         shared: false,
         slow_events: 0,
         next: ptr::null_mut(),
@@ -107,13 +101,10 @@ impl Heap {
     };
 
     /// Points the bins at their slot arrays and sets starting capacities.
-    /// With statistics (`counting`) or hardening (`mark_key` != 0) the heap
-    /// is in checked mode: its bins are where only the slow path sees them.
-    pub fn init(&mut self, slots: *mut *mut u8, counting: bool, mark_key: usize) {
-        let checked = counting || mark_key != 0;
+    /// A `checked` heap (statistics or hardening on) keeps its bins where
+    /// only the slow path sees them.
+    pub fn init(&mut self, slots: *mut *mut u8, checked: bool) {
         self.checked = checked;
-        self.counting = counting;
-        self.mark_key = mark_key;
         for c in 0..NUM_CLASSES {
             // SAFETY: the slot area holds TOTAL_SLOTS entries.
             let bin = Bin::new(unsafe { slots.add(SLOT_OFFSET[c]) }, start_cap(c));
@@ -394,7 +385,7 @@ impl Heap {
             self.want_trim();
         }
         self.slow_events = self.slow_events.wrapping_add(1);
-        if self.slow_events % TICK_EVENTS == 0 {
+        if self.slow_events.is_multiple_of(TICK_EVENTS) {
             self.shrink_idle(false);
         }
     }
@@ -550,7 +541,6 @@ mod tests {
     use crate::size_class::class_of;
     use crate::thread::cache::TOTAL_SLOTS;
     use crate::thread::tls;
-    use std::collections::HashSet;
 
     /// A heap over its own slot array, as lifecycle makes them (which this
     /// test keeps alive as long as the heap).
@@ -564,7 +554,7 @@ mod tests {
         crate::init::ensure();
         let mut slots = vec![ptr::null_mut(); TOTAL_SLOTS];
         let mut heap = Box::new(Heap::EMPTY);
-        heap.init(slots.as_mut_ptr(), false, 0);
+        heap.init(slots.as_mut_ptr(), false);
         TestHeap { heap, _slots: slots }
     }
 

@@ -13,7 +13,6 @@ use crate::config;
 use crate::diag;
 use crate::os;
 use crate::os::clock::now_ms;
-use crate::os::random;
 use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::cache::TOTAL_SLOTS;
@@ -78,9 +77,8 @@ fn new_heap() -> *mut Heap {
     }
     let h = base as *mut Heap;
     // The configuration and the key are set before any heap exists.
-    let mark_key = if config::harden() { random::secret() } else { 0 };
     // SAFETY: a fresh mapping big enough for the heap and its slot area.
-    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8, config::stats(), mark_key) };
+    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8, config::checked()) };
     h
 }
 
