@@ -81,10 +81,7 @@ pub fn usable(p: *const u8) -> usize {
     unsafe { *((p as usize - 8) as *const usize) }
 }
 
-pub fn lock_for_fork() {
-    ARENA.lock.acquire();
-}
-
-pub fn unlock_after_fork() {
-    ARENA.lock.release();
+/// The lock fork holds across the fork (`init::fork_prepare`).
+pub fn fork_lock() -> &'static SpinLock {
+    &ARENA.lock
 }

@@ -20,19 +20,24 @@ static PURGE_THREAD: AtomicBool = AtomicBool::new(true);
 pub const PURGE_DELAY_MS_DEFAULT: u32 = 100;
 static PURGE_DELAY_MS: AtomicU32 = AtomicU32::new(PURGE_DELAY_MS_DEFAULT);
 
-#[inline]
-pub fn stats() -> bool {
-    STATS.load(Ordering::Relaxed)
+/// One getter per option, each a relaxed load of its static.
+macro_rules! getters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty = $value:ident;)*) => {
+        $($(#[$doc])* #[inline] pub fn $name() -> $ty { $value.load(Ordering::Relaxed) })*
+    };
 }
 
-#[inline]
-pub fn verbose() -> bool {
-    VERBOSE.load(Ordering::Relaxed)
-}
-
-#[inline]
-pub fn harden() -> bool {
-    HARDEN.load(Ordering::Relaxed)
+getters! {
+    /// HAKMEM_STATS: count, and print the counts at exit.
+    stats: bool = STATS;
+    /// HAKMEM_VERBOSE: say on stderr when hakmem starts.
+    verbose: bool = VERBOSE;
+    /// HAKMEM_HARDEN: mark freed blocks to catch double frees.
+    harden: bool = HARDEN;
+    /// Whether the background purge thread may run.
+    purge_thread: bool = PURGE_THREAD;
+    /// Milliseconds free memory waits before it is returned to the kernel.
+    purge_delay_ms: u32 = PURGE_DELAY_MS;
 }
 
 /// Checked mode: statistics or hardening, either of which sends every
@@ -40,18 +45,6 @@ pub fn harden() -> bool {
 #[inline]
 pub fn checked() -> bool {
     stats() || harden()
-}
-
-/// Whether the background purge thread may run.
-#[inline]
-pub fn purge_thread() -> bool {
-    PURGE_THREAD.load(Ordering::Relaxed)
-}
-
-/// Milliseconds free memory waits before it is returned to the kernel.
-#[inline]
-pub fn purge_delay_ms() -> u32 {
-    PURGE_DELAY_MS.load(Ordering::Relaxed)
 }
 
 /// Reads the environment. getenv allocates nothing, so this is safe from

@@ -66,19 +66,19 @@ pub fn thread(t: *mut Tls) -> bool {
 /// that does not exist in the child.
 extern "C" fn fork_prepare() {
     lifecycle::lock_for_fork();
-    registry::lock_for_fork();
+    registry::fork_lock().acquire();
     large::lock_for_fork();
     lifecycle::lock_pool_for_fork();
-    bootstrap::lock_for_fork();
+    bootstrap::fork_lock().acquire();
 }
 
 /// After fork, in the parent and in the child (whose only thread is the one
 /// that forked, so releasing is the same as resetting).
 extern "C" fn fork_release() {
-    bootstrap::unlock_after_fork();
+    bootstrap::fork_lock().release();
     lifecycle::unlock_pool_after_fork();
     large::unlock_after_fork();
-    registry::unlock_after_fork();
+    registry::fork_lock().release();
     lifecycle::unlock_after_fork();
 }
 

@@ -42,18 +42,23 @@ const fn class_size_of(c: usize) -> usize {
     }
 }
 
-const fn build_sizes() -> [u32; NUM_CLASSES] {
-    let mut t = [0u32; NUM_CLASSES];
-    let mut c = 0;
-    while c < NUM_CLASSES {
-        t[c] = class_size_of(c) as u32;
-        c += 1;
-    }
-    t
+/// A `[u32; NUM_CLASSES]` of `f(class)`, built at compile time (`f` is a
+/// `const fn` of the class index).
+macro_rules! per_class {
+    ($f:expr) => {{
+        let mut t = [0u32; $crate::size_class::NUM_CLASSES];
+        let mut c = 0;
+        while c < $crate::size_class::NUM_CLASSES {
+            t[c] = $f(c) as u32;
+            c += 1;
+        }
+        t
+    }};
 }
+pub(crate) use per_class;
 
 /// Block size of each class.
-pub static CLASS_SIZE: [u32; NUM_CLASSES] = build_sizes();
+pub static CLASS_SIZE: [u32; NUM_CLASSES] = per_class!(class_size_of);
 
 /// Sizes up to this take the table lookup; above it, a short formula.
 pub const SMALL_LIMIT: usize = 1024;

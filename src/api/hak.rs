@@ -5,35 +5,12 @@ use core::ffi::{c_char, c_void};
 
 use super as api;
 
-#[no_mangle]
-pub extern "C" fn hak_malloc(size: usize) -> *mut c_void {
-    api::malloc(size)
-}
-
-#[no_mangle]
-pub extern "C" fn hak_free(p: *mut c_void) {
-    api::free(p, "hak_free")
-}
-
-#[no_mangle]
-pub extern "C" fn hak_calloc(n: usize, size: usize) -> *mut c_void {
-    api::calloc(n, size)
-}
-
-#[no_mangle]
-pub extern "C" fn hak_realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    api::realloc(p, size, "hak_realloc")
-}
-
-#[no_mangle]
-pub extern "C" fn hak_aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    api::aligned_alloc(align, size)
-}
-
-#[no_mangle]
-pub extern "C" fn hak_usable_size(p: *const c_void) -> usize {
-    api::usable_size(p, "hak_usable_size")
-}
+export!(hak_malloc => (size: usize) -> *mut c_void { api::malloc(size) });
+export!(hak_free => (p: *mut c_void) { api::free(p, "hak_free") });
+export!(hak_calloc => (n: usize, size: usize) -> *mut c_void { api::calloc(n, size) });
+export!(hak_realloc => (p: *mut c_void, size: usize) -> *mut c_void { api::realloc(p, size, "hak_realloc") });
+export!(hak_aligned_alloc => (align: usize, size: usize) -> *mut c_void { api::aligned_alloc(align, size) });
+export!(hak_usable_size => (p: *const c_void) -> usize { api::usable_size(p, "hak_usable_size") });
 
 #[no_mangle]
 pub extern "C" fn hak_version() -> *const c_char {

@@ -2,6 +2,18 @@
 //! argument checks). `exports` replaces the standard functions (not in unit
 //! tests, whose harness keeps the system malloc); `hak` is the prefixed API.
 
+/// Defines an exported C function under each name given, all with the one
+/// signature and body:
+/// `export!(malloc, __libc_malloc => (size: usize) -> *mut c_void { … });`
+macro_rules! export {
+    ($name:ident $(, $more:ident)* => $($sig:tt)*) => {
+        #[no_mangle]
+        pub extern "C" fn $name $($sig)*
+        export!($($more),* => $($sig)*);
+    };
+    (=> $($sig:tt)*) => {};
+}
+
 #[cfg(not(test))]
 mod exports;
 pub mod hak;

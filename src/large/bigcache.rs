@@ -44,7 +44,7 @@ static CACHE: Cache = Cache {
 };
 
 /// When the oldest range's purge delay runs out; u64::MAX when empty.
-static PURGE_DUE: Due = Due::new();
+pub static PURGE_DUE: Due = Due::new();
 
 /// `State::bytes` as of the last change, readable without the lock: the
 /// big realloc paths ask "is anything cached?" before taking it.
@@ -67,12 +67,6 @@ pub fn cached_bytes() -> usize {
 /// Ranges cached now.
 pub fn cached_ranges() -> usize {
     with(|st| st.table.len())
-}
-
-/// When the next purge of cached ranges is due (u64::MAX: never).
-#[inline]
-pub fn purge_due() -> u64 {
-    PURGE_DUE.get()
 }
 
 /// Unmaps every range cached for the purge delay or longer (all of them when
@@ -193,12 +187,9 @@ impl State {
     }
 }
 
-pub fn lock_for_fork() {
-    CACHE.lock.acquire();
-}
-
-pub fn unlock_after_fork() {
-    CACHE.lock.release();
+/// The lock fork holds across the fork (`init::fork_prepare`).
+pub fn fork_lock() -> &'static SpinLock {
+    &CACHE.lock
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub fn resize(p: usize, kind: u8, size: usize) -> Option<*mut u8> {
 /// (u64::MAX: nothing waits).
 #[inline]
 pub fn purge_due() -> u64 {
-    pool::purge_due().min(bigcache::purge_due())
+    pool::PURGE_DUE.get().min(bigcache::PURGE_DUE.get())
 }
 
 /// Gives back what waited the purge delay (everything when `force`); true
@@ -79,10 +79,10 @@ pub fn purge(now: u64, force: bool) -> bool {
 
 pub fn lock_for_fork() {
     pool::lock_for_fork();
-    bigcache::lock_for_fork();
+    bigcache::fork_lock().acquire();
 }
 
 pub fn unlock_after_fork() {
-    bigcache::unlock_after_fork();
+    bigcache::fork_lock().release();
     pool::unlock_after_fork();
 }

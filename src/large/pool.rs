@@ -75,7 +75,7 @@ impl Shard {
 
 static SHARD: [Shard; SHARDS] = [const { Shard::new() }; SHARDS];
 /// The earliest `due` of all shards (u64::MAX: nothing waits).
-static DUE: Due = Due::new();
+pub static PURGE_DUE: Due = Due::new();
 /// Set while a thread runs a purge, so that others do not queue behind it.
 static PURGING: AtomicBool = AtomicBool::new(false);
 
@@ -128,12 +128,6 @@ pub fn footprint() -> (usize, usize) {
     })
 }
 
-/// When the next purge is due (u64::MAX: never).
-#[inline]
-pub fn purge_due() -> u64 {
-    DUE.get()
-}
-
 /// Gives back free runs and empty regions that waited the purge delay (all
 /// of them when `force`); true if anything was given back.
 pub fn purge(now: u64, force: bool) -> bool {
@@ -141,8 +135,8 @@ pub fn purge(now: u64, force: bool) -> bool {
         return false; // another thread is at it
     }
     // Every shard's due is folded back in below; a free racing with this
-    // lowers DUE after the store or is seen in its shard.
-    DUE.set(NEVER);
+    // lowers PURGE_DUE after the store or is seen in its shard.
+    PURGE_DUE.set(NEVER);
     let delay = config::purge_delay_ms() as u64;
     let mut released = false;
     for shard in SHARD.iter() {
@@ -217,7 +211,7 @@ impl Shard {
             l.sync_dirty_list(r);
             if l.due == u64::MAX {
                 l.due = now.saturating_add(delay);
-                DUE.note(l.due);
+                PURGE_DUE.note(l.due);
             }
             true
         })
@@ -233,7 +227,7 @@ impl Shard {
             if force || now >= l.due {
                 (l.due, released) = l.purge(now, delay, force);
             }
-            DUE.note(l.due);
+            PURGE_DUE.note(l.due);
             released
         })
     }

@@ -20,12 +20,13 @@ use crate::large;
 use crate::os::clock::now_ms;
 use crate::slab::registry;
 use crate::sync::due;
+use crate::thread::heap::CACHE_TRIM_DUE;
 use crate::thread::{lifecycle, tls};
 
 /// The earliest due time of any tier (`due::NEVER`: nothing waits).
 #[inline]
 pub fn next_due() -> u64 {
-    memory_due().min(lifecycle::trim_due())
+    memory_due().min(CACHE_TRIM_DUE.get())
 }
 
 /// The earliest due time of the tiers that hold free memory (cache trims
@@ -34,7 +35,7 @@ pub fn next_due() -> u64 {
 /// for that alone; their trims are asked from the slow paths meanwhile.
 #[inline]
 fn memory_due() -> u64 {
-    registry::purge_due().min(large::purge_due()).min(lifecycle::purge_due())
+    registry::PURGE_DUE.get().min(large::purge_due()).min(lifecycle::PURGE_DUE.get())
 }
 
 /// Runs what is due at `now` (everything when `force`); true if anything

@@ -25,8 +25,8 @@ use crate::sync::due::{Due, NEVER};
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 
-/// When the next purge is due.
-static DUE: Due = Due::new();
+/// When this tier's next purge is due (`due::NEVER`: nothing waits).
+pub static PURGE_DUE: Due = Due::new();
 /// 64 KiB units holding slabs (for mallinfo); only changed under the
 /// lock, read by anyone. The SuperSlabs mapped are counted by `stats`.
 static UNITS_USED: AtomicUsize = AtomicUsize::new(0);
@@ -128,7 +128,7 @@ fn release_slab(st: &mut State, slab: *mut Slab, now: u64) {
     if s.is_empty() {
         s.empty_since = now;
     }
-    DUE.note(now + config::purge_delay_ms() as u64);
+    PURGE_DUE.note(now + config::purge_delay_ms() as u64);
 }
 
 /// Slabs of exited threads get their blocks back only through remote frees,
@@ -161,16 +161,10 @@ fn reclaim_abandoned(st: &mut State, now: u64) -> bool {
     remain
 }
 
-/// When this tier's next purge is due (`due::NEVER`: nothing waits).
-#[inline]
-pub fn purge_due() -> u64 {
-    DUE.get()
-}
-
 /// Gives back what waited the purge delay at `now` (every free unit and
 /// every empty SuperSlab when `force`); true if anything was given back.
 pub fn purge(now: u64, force: bool) -> bool {
-    if !force && now < DUE.get() {
+    if !PURGE_DUE.reached(now, force) {
         return false;
     }
     with_state(|st| purge_locked(st, now, force))
@@ -207,7 +201,7 @@ fn purge_locked(st: &mut State, now: u64, force: bool) -> bool {
         }
         ss = next;
     }
-    DUE.set(due);
+    PURGE_DUE.set(due);
     released
 }
 
@@ -240,7 +234,7 @@ pub fn abandon(slab: *mut Slab) {
             (*slab).prev = ptr::null_mut();
             st.abandoned[class] = slab;
         }
-        DUE.note(now_ms() + config::purge_delay_ms() as u64);
+        PURGE_DUE.note(now_ms() + config::purge_delay_ms() as u64);
     })
 }
 
@@ -310,12 +304,9 @@ fn unlink(st: &mut State, ss: *mut SuperSlab) {
     }
 }
 
-pub fn lock_for_fork() {
-    REGISTRY.lock.acquire();
-}
-
-pub fn unlock_after_fork() {
-    REGISTRY.lock.release();
+/// The lock fork holds across the fork (`init::fork_prepare`).
+pub fn fork_lock() -> &'static SpinLock {
+    &REGISTRY.lock
 }
 
 #[cfg(test)]

@@ -25,6 +25,12 @@ impl Due {
         self.0.load(Ordering::SeqCst)
     }
 
+    /// Whether a purge is due at `now` (always when `force`).
+    #[inline]
+    pub fn reached(&self, now: u64, force: bool) -> bool {
+        force || now >= self.get()
+    }
+
     /// Memory starts waiting until `at`: the due time becomes the earlier of
     /// the two, and the purge thread is woken if nothing waited before.
     pub fn note(&self, at: u64) {

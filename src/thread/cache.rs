@@ -4,7 +4,7 @@
 //! Capacity adapts per class: a class that keeps missing or overflowing
 //! doubles its room (up to a byte budget), one that stays idle gives it back.
 
-use crate::size_class::{BIN_STRIDE, CLASS_SIZE, NUM_CLASSES};
+use crate::size_class::{per_class, BIN_STRIDE, CLASS_SIZE, NUM_CLASSES};
 
 /// A stack of free blocks whose newest block sits in the bin itself, so
 /// that malloc's result is one load from the bin, not a load of the slot
@@ -145,18 +145,8 @@ const fn max_cap_of(c: usize) -> usize {
     }
 }
 
-const fn build_max_cap() -> [u32; NUM_CLASSES] {
-    let mut t = [0u32; NUM_CLASSES];
-    let mut c = 0;
-    while c < NUM_CLASSES {
-        t[c] = max_cap_of(c) as u32;
-        c += 1;
-    }
-    t
-}
-
 /// The most slots each class's bin can grow to.
-pub static MAX_CAP: [u32; NUM_CLASSES] = build_max_cap();
+pub static MAX_CAP: [u32; NUM_CLASSES] = per_class!(max_cap_of);
 
 /// Slot offsets of each class within a heap's slot area, and its total.
 const fn build_offsets() -> ([usize; NUM_CLASSES], usize) {

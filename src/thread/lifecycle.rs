@@ -33,7 +33,7 @@ unsafe impl Sync for Shared {}
 /// program keeps starting (Larson's successors, a churn of short threads)
 /// reuse them without faults; then they go back to the kernel
 /// (`purge_pooled`), so a burst of threads leaves nothing resident.
-static DUE: Due = Due::new();
+pub static PURGE_DUE: Due = Due::new();
 
 /// Heaps of exited threads, ready for new ones (linked through `next`).
 static POOL: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
@@ -93,19 +93,13 @@ fn pool_heap(h: *mut Heap) {
             *POOL.heap.get() = h;
         }
     }
-    DUE.note(now + config::purge_delay_ms() as u64);
-}
-
-/// When pooled heaps' slot pages are next due to go (`due::NEVER`: none).
-#[inline]
-pub fn purge_due() -> u64 {
-    DUE.get()
+    PURGE_DUE.note(now + config::purge_delay_ms() as u64);
 }
 
 /// Gives back the slot pages of heaps pooled for the purge delay (all of
 /// them when `force`); true if any went.
 pub fn purge_pooled(now: u64, force: bool) -> bool {
-    if !force && now < DUE.get() {
+    if !PURGE_DUE.reached(now, force) {
         return false;
     }
     let delay = config::purge_delay_ms() as u64;
@@ -129,7 +123,7 @@ pub fn purge_pooled(now: u64, force: bool) -> bool {
         }
         h = heap.next;
     }
-    DUE.set(due);
+    PURGE_DUE.set(due);
     released
 }
 
@@ -217,17 +211,11 @@ fn unlink_live(h: *mut Heap) {
     }
 }
 
-/// When a live heap's cache is next due to be asked for a trim.
-#[inline]
-pub fn trim_due() -> u64 {
-    CACHE_TRIM_DUE.get()
-}
-
 /// Asks every live heap whose cache wants a trim to make it (their owners
 /// do, at their next free: `Heap::ask_trim`), when that is due (always
 /// when `force`). Gives nothing back itself, so it returns nothing.
 pub fn ask_trims(now: u64, force: bool) {
-    if !force && now < CACHE_TRIM_DUE.get() {
+    if !CACHE_TRIM_DUE.reached(now, force) {
         return;
     }
     // Owners that want a trim again note a new time.
