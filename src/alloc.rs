@@ -11,7 +11,7 @@ use crate::os::pagemap;
 use crate::size_class::{
     aligned_class_of, class_of, BIN_STRIDE, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, SMALL_BIN_WORD, SMALL_LIMIT,
 };
-use crate::purge;
+use crate::purge::{self, purger};
 use crate::slab::superslab;
 use crate::thread::cache::Bin;
 use crate::thread::checked;
@@ -63,7 +63,7 @@ fn malloc_above_small_limit(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_large(size: usize) -> *mut u8 {
-    purge::maybe_purge(tls::heap() != tls::sentinel());
+    after_slow_path(tls::heap() != tls::sentinel());
     or_enomem(large_alloc(size, 0).0)
 }
 
@@ -77,7 +77,7 @@ fn malloc_miss(c: usize) -> *mut u8 {
         let before = h.slow_events();
         let p = heap_alloc(h, c);
         if h.slow_events() != before {
-            purge::maybe_purge(true);
+            after_slow_path(true);
         }
         p
     } else {
@@ -116,6 +116,16 @@ pub fn or_enomem(p: *mut u8) -> *mut u8 {
     p
 }
 
+/// After a slow path: the purges that are due, and the purge thread if
+/// memory waits for it. `own_heap`: the caller is a thread on its own heap
+/// holding no hakmem lock, the only place the thread may be started from.
+#[inline]
+fn after_slow_path(own_heap: bool) {
+    if purge::maybe_purge() && own_heap {
+        purger::start();
+    }
+}
+
 /// malloc from a thread that has no heap: new, setting itself up, or exited.
 #[inline(never)]
 fn malloc_without_heap(c: usize) -> *mut u8 {
@@ -136,7 +146,7 @@ fn malloc_without_heap(c: usize) -> *mut u8 {
         }
         _ => {
             let p = with_orphan_heap(|h| h.map_or(ptr::null_mut(), |h| heap_alloc(h, c)));
-            purge::maybe_purge(false);
+            after_slow_path(false);
             p
         }
     }
@@ -173,7 +183,7 @@ fn free_small_miss(p: *mut u8, c: usize) {
         let before = h.slow_events();
         checked::free_miss(h, c, p);
         if h.slow_events() != before {
-            purge::maybe_purge(true);
+            after_slow_path(true);
         }
         return;
     }
@@ -203,7 +213,7 @@ fn free_other(p: *mut u8, who: &str) {
     let a = p as usize;
     match pagemap::kind(a) {
         pagemap::BOOTSTRAP => {}
-        k if large::owns(k) && large::free(a, k) => purge::maybe_purge(tls::heap() != tls::sentinel()),
+        k if large::owns(k) && large::free(a, k) => after_slow_path(tls::heap() != tls::sentinel()),
         _ => diag::invalid_pointer(who, a),
     }
 }

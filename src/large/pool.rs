@@ -94,7 +94,7 @@ pub fn alloc(size: usize) -> (*mut u8, bool) {
 
 /// Frees the pool block at `p` (in a region the page map marks POOL) at
 /// `now`; false if `p` is not a live block. A purge that came due is the
-/// caller's to run (`purge::maybe_purge` covers `purge_due`).
+/// caller's to run (`purge::maybe_purge` covers `PURGE_DUE`).
 pub fn free(p: usize, now: u64) -> bool {
     let r = Region::of(p);
     // SAFETY: the page map says a pool region is mapped at r.

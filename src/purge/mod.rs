@@ -10,7 +10,8 @@
 //! calling malloc, or only hits its thread cache, still gets its memory
 //! back after the purge delay; the threads' slow paths (`maybe_purge`, a
 //! few loads while nothing is due), which cover programs where the thread
-//! is off or cannot start; and malloc_trim (`trim`), which takes
+//! is off or cannot start, and whose caller (`alloc`) starts the thread
+//! when memory waits; and malloc_trim (`trim`), which takes
 //! everything now. When the kernel refuses a mapping, the caller gives
 //! back everything cached (`release_for_retry`) and asks once more.
 
@@ -47,22 +48,20 @@ pub fn run(now: u64, force: bool) -> bool {
     large::purge(now, force) | slabs | heaps
 }
 
-/// A slow path's look: runs the purges that are due. `own_heap` says the
-/// caller is a thread on its own heap holding no hakmem lock, the only
-/// place the purge thread may be started from.
+/// A slow path's look: runs the purges that are due (a few loads while
+/// nothing is). True if memory waits to go back: the purge thread should
+/// run then, and a caller that may start it does (`purger::start`).
 #[inline]
-pub fn maybe_purge(own_heap: bool) {
+pub fn maybe_purge() -> bool {
     let due = next_due();
     if due == due::NEVER {
-        return;
-    }
-    if own_heap && memory_due() != due::NEVER {
-        purger::start();
+        return false;
     }
     let now = now_ms();
     if now >= due {
         run(now, false);
     }
+    memory_due() != due::NEVER
 }
 
 /// malloc_trim: the calling thread's cached blocks (other threads' caches
