@@ -71,25 +71,33 @@ fn malloc_large(size: usize) -> *mut u8 {
 #[inline(never)]
 fn malloc_miss(c: usize) -> *mut u8 {
     let heap = tls::heap();
-    let p = if heap != tls::sentinel() {
-        // SAFETY: a live heap belongs to this thread alone.
-        let h = unsafe { &mut *heap };
-        let before = h.slow_events();
-        let p = heap_alloc(h, c);
-        if h.slow_events() != before {
-            after_slow_path(true);
-        }
-        p
-    } else {
-        malloc_without_heap(c)
-    };
+    if heap == tls::sentinel() {
+        return or_enomem(malloc_without_heap(c));
+    }
+    // SAFETY: a live heap belongs to this thread alone.
+    let h = unsafe { &mut *heap };
+    let p = checked::alloc_miss(h, c);
+    if !h.took_slow_path() {
+        // Served by checked mode's bin, which never fails.
+        return p;
+    }
+    refilled(h, c, p)
+}
+
+/// After a miss that reached the slabs: a refill that found no memory is
+/// asked once more, and then the purges due run.
+#[cold]
+#[inline(never)]
+fn refilled(h: &mut Heap, c: usize, p: *mut u8) -> *mut u8 {
+    let p = or_retry(h, c, p);
+    after_slow_path(true);
     or_enomem(p)
 }
 
-/// A block of class `c` from heap `h` (its cache missed), asked once more
-/// after the caches went back to the kernel if no memory could be had.
-fn heap_alloc(h: &mut Heap, c: usize) -> *mut u8 {
-    let p = checked::alloc_miss(h, c);
+/// `p`, what `checked::alloc_miss` gave for class `c`; when it is null (no
+/// memory), the same asked once more after the caches went back to the
+/// kernel.
+fn or_retry(h: &mut Heap, c: usize, p: *mut u8) -> *mut u8 {
     if p.is_null() && purge::release_for_retry() {
         return checked::alloc_miss(h, c);
     }
@@ -119,7 +127,7 @@ pub fn or_enomem(p: *mut u8) -> *mut u8 {
 /// After a slow path: the purges that are due, and the purge thread if
 /// memory waits for it. `own_heap`: the caller is a thread on its own heap
 /// holding no hakmem lock, the only place the thread may be started from.
-#[inline]
+#[inline(never)]
 fn after_slow_path(own_heap: bool) {
     if purge::maybe_purge() && own_heap {
         purger::start();
@@ -145,7 +153,12 @@ fn malloc_without_heap(c: usize) -> *mut u8 {
             bootstrap::alloc(size, size & size.wrapping_neg())
         }
         _ => {
-            let p = with_orphan_heap(|h| h.map_or(ptr::null_mut(), |h| heap_alloc(h, c)));
+            let p = with_orphan_heap(|h| {
+                h.map_or(ptr::null_mut(), |h| {
+                    let p = checked::alloc(h, c);
+                    or_retry(h, c, p)
+                })
+            });
             after_slow_path(false);
             p
         }
@@ -180,9 +193,8 @@ fn free_small_miss(p: *mut u8, c: usize) {
     if heap != tls::sentinel() {
         // SAFETY: a live heap belongs to this thread alone.
         let h = unsafe { &mut *heap };
-        let before = h.slow_events();
         checked::free_miss(h, c, p);
-        if h.slow_events() != before {
+        if h.took_slow_path() {
             after_slow_path(true);
         }
         return;

@@ -19,12 +19,27 @@ use crate::os::random;
 use crate::stats;
 use crate::thread::heap::Heap;
 
-/// malloc's miss on a live heap: checked mode's bins, or a refill.
+/// malloc's miss on the thread's own heap, whose fast bin for `c` is empty:
+/// checked mode's bins, or a refill.
 #[inline]
 pub fn alloc_miss(h: &mut Heap, c: usize) -> *mut u8 {
     if !h.checked {
+        return h.refill(c);
+    }
+    checked_alloc(h, c)
+}
+
+/// malloc on a heap no fast path reaches (the orphan heap): its bins, then
+/// its slabs.
+pub fn alloc(h: &mut Heap, c: usize) -> *mut u8 {
+    if !h.checked {
         return h.alloc(c);
     }
+    checked_alloc(h, c)
+}
+
+#[inline(always)]
+fn checked_alloc(h: &mut Heap, c: usize) -> *mut u8 {
     if config::stats() {
         return alloc_counted(h, c);
     }
@@ -38,9 +53,8 @@ pub fn free_miss(h: &mut Heap, c: usize, p: *mut u8) {
     if !h.checked {
         return h.overflow(c, p);
     }
-    let key = mark_key();
-    if key != 0 {
-        check_and_mark(p, key);
+    if h.mark_key != 0 {
+        check_and_mark(p, h.mark_key);
     }
     if config::stats() {
         return free_counted(h, c, p);
@@ -51,7 +65,7 @@ pub fn free_miss(h: &mut Heap, c: usize, p: *mut u8) {
 /// The key free marks are encoded with: the process key when hardened, 0
 /// (no marks) otherwise.
 #[inline]
-fn mark_key() -> usize {
+pub fn mark_key() -> usize {
     if config::harden() {
         random::secret()
     } else {
@@ -78,7 +92,7 @@ fn free_counted(h: &mut Heap, c: usize, p: *mut u8) {
 /// had it), with its free mark cleared.
 #[inline(always)]
 fn take(h: &mut Heap, c: usize) -> (*mut u8, usize, bool) {
-    let key = mark_key();
+    let key = h.mark_key;
     let c = if key != 0 { c.max(1) } else { c };
     let (p, hit) = match h.checked_bin(c).pop() {
         Some(p) => (p, true),

@@ -42,13 +42,19 @@ pub struct Heap {
     /// bins in use, which only `thread/checked.rs` reaches.
     checked_bins: [Bin; NUM_CLASSES],
     pub checked: bool,
+    /// Checked mode with hardening: the key free marks are encoded with,
+    /// taken from `config` and the process key when the heap is set up (0
+    /// without hardening), so the checked paths read one field.
+    pub mark_key: usize,
     /// The heap of threads that have exited, used under a lock: it is on
     /// no list of live heaps, so it never asks for a trim.
     pub shared: bool,
     /// Slow-path events (refills and overflows), wrapping: idle classes are
-    /// looked at every TICK_EVENTS, and the caller of a miss sees whether it
-    /// reached the slabs (`slow_events`).
+    /// looked at every TICK_EVENTS.
     slow_events: u32,
+    /// Set by every slow-path event, taken by the caller of the miss
+    /// (`took_slow_path`): the time to look at the purges due.
+    slow_path_taken: bool,
     /// Link in the pool of unused heaps.
     pub next: *mut Heap,
     /// In the pool: when it was pooled with its slot pages resident
@@ -89,8 +95,10 @@ impl Heap {
         rings: [SlabRings::EMPTY; NUM_CLASSES],
         checked_bins: [Bin::EMPTY; NUM_CLASSES],
         checked: false,
+        mark_key: 0,
         shared: false,
         slow_events: 0,
+        slow_path_taken: false,
         next: ptr::null_mut(),
         pooled_since: NEVER,
         inbox: Inbox::new(),
@@ -103,8 +111,9 @@ impl Heap {
     /// Points the bins at their slot arrays and sets starting capacities.
     /// A `checked` heap (statistics or hardening on) keeps its bins where
     /// only the slow path sees them.
-    pub fn init(&mut self, slots: *mut *mut u8, checked: bool) {
+    pub fn init(&mut self, slots: *mut *mut u8, checked: bool, mark_key: usize) {
         self.checked = checked;
+        self.mark_key = mark_key;
         for c in 0..NUM_CLASSES {
             // SAFETY: the slot area holds TOTAL_SLOTS entries.
             let bin = Bin::new(unsafe { slots.add(SLOT_OFFSET[c]) }, start_cap(c));
@@ -139,12 +148,15 @@ impl Heap {
         unsafe { self.checked_bins.get_unchecked_mut(c) }
     }
 
-    /// How many refills and overflows this heap has made (wrapping): a
-    /// miss that changed it reached the slabs, which is when purges due
-    /// are looked at.
+    /// Whether a refill or an overflow happened since the last call: a miss
+    /// that reached the slabs, which is when the purges due are looked at.
     #[inline]
-    pub fn slow_events(&self) -> u32 {
-        self.slow_events
+    pub fn took_slow_path(&mut self) -> bool {
+        let taken = self.slow_path_taken;
+        if taken {
+            self.slow_path_taken = false;
+        }
+        taken
     }
 
     /// A block of class `c` from the cache, refilling it when empty.
@@ -384,6 +396,7 @@ impl Heap {
         if !self.shared && self.bin(c).cap() > start_cap(c) {
             self.want_trim();
         }
+        self.slow_path_taken = true;
         self.slow_events = self.slow_events.wrapping_add(1);
         if self.slow_events.is_multiple_of(TICK_EVENTS) {
             self.shrink_idle(false);
@@ -554,7 +567,7 @@ mod tests {
         crate::init::ensure();
         let mut slots = vec![ptr::null_mut(); TOTAL_SLOTS];
         let mut heap = Box::new(Heap::EMPTY);
-        heap.init(slots.as_mut_ptr(), false);
+        heap.init(slots.as_mut_ptr(), false, 0);
         TestHeap { heap, _slots: slots }
     }
 

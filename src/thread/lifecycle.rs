@@ -16,6 +16,7 @@ use crate::os::clock::now_ms;
 use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::cache::TOTAL_SLOTS;
+use crate::thread::checked;
 use crate::thread::heap::{Heap, CACHE_TRIM_DUE};
 use crate::thread::tls::{self, Tls, ThreadState};
 
@@ -78,7 +79,7 @@ fn new_heap() -> *mut Heap {
     let h = base as *mut Heap;
     // The configuration and the key are set before any heap exists.
     // SAFETY: a fresh mapping big enough for the heap and its slot area.
-    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8, config::checked()) };
+    unsafe { (*h).init(base.add(HEAP_HEADER) as *mut *mut u8, config::checked(), checked::mark_key()) };
     h
 }
 
