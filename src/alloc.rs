@@ -250,8 +250,11 @@ pub fn usable_size(p: *const u8, who: &str) -> usize {
 /// A block of `size` bytes aligned to `align` (a power of two); null if
 /// impossible or out of memory.
 pub fn aligned(align: usize, size: usize) -> *mut u8 {
-    if align <= 8 {
-        return malloc(size);
+    if align <= 16 {
+        // Every class above 8 bytes is a multiple of 16 and every slab
+        // starts on a cache line, so malloc's blocks of 16 bytes or more
+        // are 16-byte aligned: posix_memalign(16) is malloc.
+        return malloc(size.max(align));
     }
     match aligned_class_of(align, size) {
         Some(c) => malloc_class(c),
