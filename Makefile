@@ -26,11 +26,13 @@ $(BUILD):
 
 test: lib c-programs lint test-rust test-c
 
-# clippy with the lints in Cargo.toml: an `unsafe` block without its
-# `// SAFETY:` line is an error.
+# clippy with the lints in Cargo.toml (an `unsafe` block without its
+# `// SAFETY:` line is an error), and the layers of src/ (no import upwards,
+# no import circle: docs/ARCHITECTURE.md).
 lint:
 	cargo clippy --release -p hakmem --all-targets
 	cargo clippy --release -p hakmem-cdylib
+	python3 scripts/check-layers.py
 
 # Unit tests, the model-based test (tests/model.rs) and the loom check of
 # the remote-free list (its own target dir: the crate built with --cfg loom).
