@@ -15,7 +15,8 @@ HT_PRELOAD := HAKTEST_EXPECT_HAKMEM=1 LD_PRELOAD=$(abspath $(LIB))
 HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test \
               $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
-              $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test
+              $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test \
+              $(BUILD)/new_test_plain
 
 .PHONY: test-c-glibc
 
@@ -52,6 +53,10 @@ $(BUILD)/lifecycle_plain: tests/cpp/lifecycle.cpp | $(BUILD)
 		{ apt-get update -q >/dev/null 2>&1; apt-get install -y -q g++ >/dev/null 2>&1; }; }
 	$(CXX) -O2 -g -Wall -Wextra -Werror -std=c++17 -pthread -o $@ $< -ldl
 
+# After lifecycle_plain, whose rule installs g++ when missing.
+$(BUILD)/new_test_plain: tests/cpp/new_test.cpp | $(BUILD) $(BUILD)/lifecycle_plain
+	$(CXX) -O2 -g -Wall -Wextra -Werror -std=c++17 -o $@ $< -ldl
+
 $(BUILD)/libtls_lib.so: tests/c/tls_lib.c | $(BUILD)
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
@@ -71,6 +76,8 @@ test-c:: $(HT_BINS) $(LIB)
 	$(HT_PRELOAD) $(BUILD)/oom_test_plain
 	$(BUILD)/purge_test
 	HAKMEM_PURGE_THREAD=0 $(BUILD)/purge_test off
+	$(HT_PRELOAD) $(BUILD)/new_test_plain
+	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/new_test_plain
 	$(HT_PRELOAD) $(BUILD)/lifecycle_plain $(abspath $(BUILD)/libtls_lib.so) > $(BUILD)/lifecycle.out
 	@cat $(BUILD)/lifecycle.out
 	@grep -q "atexit handler freed" $(BUILD)/lifecycle.out && grep -q "static destructor freed" $(BUILD)/lifecycle.out \

@@ -15,6 +15,8 @@ macro_rules! export {
 }
 
 #[cfg(not(test))]
+mod cxx;
+#[cfg(not(test))]
 mod exports;
 pub mod hak;
 pub mod introspect;
