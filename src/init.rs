@@ -21,7 +21,7 @@ const DONE: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 /// Makes sure the process-wide set-up has run. The calling thread must be in
-/// the BUSY state, so allocations made by the libc calls below go to the
+/// the `Busy` state, so allocations made by the libc calls below go to the
 /// bootstrap arena instead of coming back here.
 #[inline]
 pub fn ensure() {
@@ -51,9 +51,9 @@ fn init_slow() {
     STATE.store(DONE, Ordering::Release);
 }
 
-/// Sets up the calling thread, whose state is NEW, and the process first
+/// Sets up the calling thread, whose state is `New`, and the process first
 /// if this is its first call; false if no heap could be had. The thread
-/// is BUSY meanwhile, so allocations made on the way (by libc, in set-up)
+/// is `Busy` meanwhile, so allocations made on the way (by libc, in set-up)
 /// go to the bootstrap arena instead of coming back here.
 pub fn thread(t: *mut Tls) -> bool {
     // SAFETY: t is this thread's own record.

@@ -49,7 +49,7 @@ fn start_slow() {
         return;
     }
     let t = tls::current();
-    // SAFETY: t is this thread's record. BUSY sends what pthread_create
+    // SAFETY: t is this thread's record. Busy sends what pthread_create
     // allocates (glibc's thread bookkeeping) to the bootstrap arena instead
     // of back into the heap whose slow path we are on.
     unsafe { (*t).state = ThreadState::Busy };

@@ -143,8 +143,8 @@ pub fn create_exit_key() {
 }
 
 /// Sets up the calling thread, once the process is (`init::thread`): its
-/// state is BUSY, so nested allocations on the way use the bootstrap
-/// arena. False if no heap could be had (the state goes back to NEW).
+/// state is `Busy`, so nested allocations on the way use the bootstrap
+/// arena. False if no heap could be had (the state goes back to `New`).
 pub fn thread_init(t: *mut Tls) -> bool {
     let h = take_heap();
     if h.is_null() {
