@@ -125,7 +125,6 @@ pub fn class_free(class: usize, cache_hit: bool) {
     }
 }
 
-
 /// Writes the report to `fd`; false if any line could not be written.
 pub fn print(fd: i32) -> bool {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -138,7 +137,7 @@ pub fn print(fd: i32) -> bool {
     for (i, name) in NAMES.iter().enumerate() {
         line.str(" ").str(name).str("=").dec(load(&COUNTS[i]));
     }
-    line.str(" superslabs_live=").dec(LIVE_SS.load(Ordering::Relaxed).max(0) as u64);
+    line.str(" superslabs_live=").dec(superslabs() as u64);
     line.str(" superslabs_peak=").dec(PEAK_SS.load(Ordering::Relaxed).max(0) as u64);
     line.str(" mallocs=").dec(mallocs).str(" frees=").dec(frees);
     line.str(" cache_hit_pct=").dec(percent(hits, mallocs + frees));

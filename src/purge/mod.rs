@@ -53,14 +53,16 @@ pub fn run(now: u64, force: bool) -> bool {
 /// run then, and a caller that may start it does (`purger::start`).
 #[inline]
 pub fn maybe_purge() -> bool {
-    let due = next_due();
+    let memory = memory_due();
+    let due = memory.min(CACHE_TRIM_DUE.get());
     if due == due::NEVER {
         return false;
     }
     let now = now_ms();
-    if now >= due {
-        run(now, false);
+    if now < due {
+        return memory != due::NEVER;
     }
+    run(now, false);
     memory_due() != due::NEVER
 }
 
