@@ -7,8 +7,8 @@
 use core::cell::UnsafeCell;
 use core::ptr;
 
-use crate::os::pagemap::REGION_SIZE;
-use crate::os::{self, pagemap};
+use crate::os::pagemap::{self, REGION_SIZE};
+use crate::os;
 use crate::stats::{self, Counter};
 use crate::sync::SpinLock;
 

@@ -8,10 +8,10 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::os::pagemap::REGION_SIZE;
 use crate::large::big_pages::{self, Pieces};
 use crate::large::bigcache;
-use crate::os::{self, pagemap, PAGE};
+use crate::os::pagemap::{self, REGION_SIZE};
+use crate::os::{self, PAGE};
 use crate::stats::{self, Counter};
 
 /// At the base of every big mapping.

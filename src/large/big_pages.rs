@@ -1,9 +1,10 @@
 //! Where a big block's pages come from, and the count of bytes hakmem holds
 //! for big blocks (live or cached). Pages come from fresh mappings, or from
 //! BigCache ranges moved in with mremap (`bigcache::fill`): those pages are
-//! already resident, so the program does not fault them in again. A block made of several
-//! moved ranges records them as pieces, because mremap moves or extends one
-//! kernel mapping at a time: each piece lies inside one mapping.
+//! already resident, so the program does not fault them in again. A block
+//! made of several moved ranges records them as pieces, because mremap
+//! moves or extends one kernel mapping at a time: each piece lies inside
+//! one mapping.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 

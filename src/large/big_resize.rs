@@ -5,11 +5,10 @@
 
 use core::ptr;
 
-use crate::os::pagemap::REGION_SIZE;
 use crate::large::big::{self, round_size, BigHeader};
 use crate::large::big_pages::{self, Pieces};
 use crate::large::bigcache;
-use crate::os::pagemap;
+use crate::os::pagemap::{self, REGION_SIZE};
 
 /// Resizes the live big block whose header is `h` to `size` bytes. The
 /// block's new address, or None (the caller copies) when it cannot grow

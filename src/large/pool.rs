@@ -13,11 +13,11 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::os::pagemap::REGION_SIZE;
 use crate::config;
 use crate::large::pool_region::{class_of, class_size, Links, Region, RUN_CLASSES};
 use crate::os;
 use crate::os::clock::now_ms;
+use crate::os::pagemap::REGION_SIZE;
 use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 

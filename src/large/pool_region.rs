@@ -8,8 +8,8 @@
 use core::mem::size_of;
 use core::ptr;
 
-use crate::os::pagemap::REGION_SIZE;
-use crate::os::{self, pagemap, PAGE};
+use crate::os::pagemap::{self, REGION_SIZE};
+use crate::os::{self, PAGE};
 
 const PAGES: usize = REGION_SIZE / PAGE;
 /// Page 0 holds the header; runs start at page 1.

@@ -7,22 +7,22 @@
 //! the units of released slabs with MADV_DONTNEED, empty SuperSlabs with
 //! munmap. An emptied SuperSlab waits the delay like any freed unit, so a
 //! program whose live memory swings (producers and consumers) reuses it
-//! instead of unmapping and mapping it again. When they run is `purge`'s to decide
-//! (src/purge/): this tier keeps its due time and does the work.
+//! instead of unmapping and mapping it again. When they run is `purge`'s
+//! to decide (src/purge/): this tier keeps its due time and does the work.
 
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::os::pagemap::REGION_SIZE;
 use crate::config;
 use crate::os::clock::now_ms;
-use crate::os::{self, pagemap};
+use crate::os::pagemap::{self, REGION_SIZE};
+use crate::os;
 use crate::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
 use crate::slab::slab::Slab;
 use crate::slab::superslab::{self, SuperSlab, UNITS};
-use crate::sync::due::{Due, NEVER};
 use crate::stats::{self, Counter};
+use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 
 /// When this tier's next purge is due (`due::NEVER`: nothing waits).

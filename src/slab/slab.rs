@@ -316,7 +316,6 @@ macro_rules! push_onto {
 }
 use push_onto;
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

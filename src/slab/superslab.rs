@@ -3,11 +3,12 @@
 //! finds the header of any block, and a per-unit record maps a block to its
 //! slab and class without touching the slab's own metadata.
 
+use core::ptr;
+
+use crate::diag;
 use crate::os::pagemap::{self, REGION_SIZE};
 use crate::size_class::{block_magic, is_colored, is_scaled_block_start, BIN_STRIDE, BLOCK_ALIGN, UNIT_SHIFT};
-use crate::diag;
 use crate::slab::slab::{Block, Slab};
-use core::ptr;
 
 pub const UNITS: usize = REGION_SIZE >> UNIT_SHIFT;
 pub const MAGIC: u64 = 0x68616b6d_656d5353; // "hakmemSS"
