@@ -42,5 +42,13 @@ fn main() {
     let boxed = Box::new([0u8; 100]);
     let usable = hakmem::api::hak::hak_usable_size(boxed.as_ptr() as *const _);
     assert!(usable >= 100);
-    println!("global_alloc: ok: {keys} keys from 4 threads; a 100-byte Box has {usable} usable bytes in hakmem {}", hakmem::VERSION);
+    // The live numbers: the Box's slab is in use, so hakmem holds memory.
+    let stats = hakmem::stats();
+    assert!(stats.active > 0 && stats.resident <= stats.mapped, "{stats:?}");
+    println!(
+        "global_alloc: ok: {keys} keys from 4 threads; a 100-byte Box has {usable} usable bytes in hakmem {}; {} bytes active, {} mapped",
+        hakmem::VERSION,
+        stats.active,
+        stats.mapped
+    );
 }

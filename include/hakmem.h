@@ -9,6 +9,7 @@
 #define HAKMEM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,31 @@ const char *hak_version(void);
  * started with HAKMEM_STATS=1.  Returns 0, or -1 with errno set (EBADF for a
  * descriptor that is not open). */
 int hak_stats_print(int fd);
+
+/* Reads one live number into *out; cheap enough to call every second (a few
+ * locks and list walks, nothing that slows malloc).  Returns 0, or -1 with
+ * errno = ENOENT for an unknown name, ENOTSUP for a count while statistics
+ * are off (HAKMEM_STATS unset), EINVAL for a NULL argument.
+ *
+ * Always there (bytes unless noted):
+ *   mapped      mapped from the kernel (SuperSlabs, pool regions, big
+ *               mappings, thread heaps)
+ *   active      slabs and pool runs holding blocks, live big blocks
+ *   dirty       free but resident until the purge delay runs out
+ *   resident    at most what hakmem has resident: active + dirty + metadata
+ *   retained    mapped but given back to the kernel (address space kept)
+ *   metadata    thread heaps;  bigcache  big mappings cached for reuse
+ *   superslabs, superslabs_peak, big_blocks, threads, purges   (counts)
+ *   returned    bytes given back to the kernel since start
+ *   peak_rss    the process's peak resident set
+ *   classes     how many size classes there are;  class.<c>.size
+ * Counted with HAKMEM_STATS=1 (they cost every malloc):
+ *   allocated   bytes in blocks the program holds
+ *   thread_cache bytes waiting in thread caches
+ *   mallocs, frees, remote_frees, cache_hit_percent, every counter of the
+ *   exit report (slab_blocks, inbox_sends, bigcache_hits, ...), and per
+ *   class class.<c>.mallocs / frees / live / peak / cached (blocks). */
+int hak_stat(const char *name, uint64_t *out);
 
 /* Returns free memory to the kernel now (as malloc_trim(0) does): the
  * calling thread's cached blocks, empty slabs and SuperSlabs, and cached big

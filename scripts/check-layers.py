@@ -15,7 +15,7 @@ import sys
 # own layer and those below).
 LAYERS = {
     "api": 6, "global": 6,
-    "alloc": 5, "init": 5,
+    "alloc": 5, "init": 5, "report": 5,
     "purge": 4,
     "thread": 3,
     "slab": 2, "large": 2, "bootstrap": 2,

@@ -4,7 +4,7 @@
 //!
 //! | variable        | default | effect                                   |
 //! |-----------------|---------|------------------------------------------|
-//! | HAKMEM_STATS    | 0       | 1: print statistics to stderr at exit    |
+//! | HAKMEM_STATS    | 0       | 1: count, and print the counts to stderr at exit; json: the same report as JSON |
 //! | HAKMEM_VERBOSE  | 0       | 1: say on stderr when hakmem starts      |
 //! | HAKMEM_HARDEN   | 0       | 1: detect double frees, encode free lists |
 //! | HAKMEM_PURGE_DELAY_MS | 100 | how long free memory waits before it goes back to the kernel |
@@ -14,6 +14,7 @@ use crate::diag::Line;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 static STATS: AtomicBool = AtomicBool::new(false);
+static STATS_JSON: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static HARDEN: AtomicBool = AtomicBool::new(false);
 static PURGE_THREAD: AtomicBool = AtomicBool::new(true);
@@ -30,6 +31,8 @@ macro_rules! getters {
 getters! {
     /// HAKMEM_STATS: count, and print the counts at exit.
     stats: bool = STATS;
+    /// HAKMEM_STATS=json: the exit report is JSON.
+    stats_json: bool = STATS_JSON;
     /// HAKMEM_VERBOSE: say on stderr when hakmem starts.
     verbose: bool = VERBOSE;
     /// HAKMEM_HARDEN: mark freed blocks to catch double frees.
@@ -50,7 +53,9 @@ pub fn checked() -> bool {
 /// Reads the environment. getenv allocates nothing, so this is safe from
 /// inside the first malloc.
 pub fn load() {
-    STATS.store(flag(c"HAKMEM_STATS", "HAKMEM_STATS"), Ordering::Relaxed);
+    let json = crate::os::process::getenv(c"HAKMEM_STATS") == Some(&b"json"[..]);
+    STATS_JSON.store(json, Ordering::Relaxed);
+    STATS.store(json || flag(c"HAKMEM_STATS", "HAKMEM_STATS"), Ordering::Relaxed);
     VERBOSE.store(flag(c"HAKMEM_VERBOSE", "HAKMEM_VERBOSE"), Ordering::Relaxed);
     HARDEN.store(flag(c"HAKMEM_HARDEN", "HAKMEM_HARDEN"), Ordering::Relaxed);
     let delay = number(c"HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_DELAY_MS", 60_000, PURGE_DELAY_MS_DEFAULT);

@@ -103,5 +103,5 @@ fn hakmem_constructor() {
 #[cfg(not(test))]
 #[ctor::dtor]
 fn hakmem_destructor() {
-    stats::report_at_exit();
+    crate::report::at_exit();
 }

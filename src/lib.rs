@@ -4,8 +4,8 @@
 //! (docs/ARCHITECTURE.md draws them and walks a pointer through):
 //! - `api`, `global`: the C ABI shell (standard exports, `hak_` API) and the
 //!   Rust `GlobalAlloc`;
-//! - `alloc`, `init`: where each call goes (the inlined fast paths and the
-//!   misses), and process and thread set-up;
+//! - `alloc`, `init`, `report`: where each call goes (the inlined fast paths
+//!   and the misses), process and thread set-up, and the numbers users read;
 //! - `purge`: when free memory goes back to the kernel, for every tier (the
 //!   background purge thread, malloc_trim);
 //! - `thread`: the front end — per-thread heap, cache bins, TLS, lifecycle,
@@ -31,6 +31,7 @@ pub mod init;
 pub mod large;
 pub mod os;
 pub mod purge;
+pub mod report;
 pub mod size_class;
 pub mod slab {
     pub mod registry;
@@ -48,6 +49,8 @@ pub mod thread {
 }
 
 pub use global::HakMem;
+pub use report::{stats, Counted, Stats};
+pub use stats::{class as class_stats, ClassCounts};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const VERSION_C: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(

@@ -2,14 +2,12 @@
 //! paths, and per-class counts only in checked mode (thread/checked.rs), which
 //! statistics switch on: with statistics off, the fast paths never see them.
 //!
-//! The report: one `hakmem: stats: key=value …` line with the totals, then
-//! one `hakmem: stats: class …` line per size class that saw any use.
+//! This module keeps the counts; `report` reads them with what every tier
+//! holds, for hak_stat and the exit report.
 
 use core::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 use crate::config;
-use crate::os;
-use crate::diag::Line;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
 
 #[derive(Clone, Copy)]
@@ -48,18 +46,48 @@ const NAMES: [&str; N] = [
     "bootstrap_blocks",
 ];
 
+/// What one tier holds, in bytes: mapped from the kernel, in use (slabs or
+/// runs holding blocks, big blocks), and free but resident until purged.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    pub mapped: usize,
+    pub in_use: usize,
+    pub dirty: usize,
+}
+
+impl core::ops::Add for Footprint {
+    type Output = Footprint;
+    fn add(self, o: Footprint) -> Footprint {
+        Footprint { mapped: self.mapped + o.mapped, in_use: self.in_use + o.in_use, dirty: self.dirty + o.dirty }
+    }
+}
+
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 
-/// Per size class: mallocs, frees and the most blocks live at once.
+/// Per size class: mallocs, frees, the most blocks live at once, and the
+/// blocks out of slabs (live, or waiting in thread caches).
 struct Class {
     mallocs: AtomicU64,
     frees: AtomicU64,
     peak: AtomicU64,
+    out: AtomicI64,
 }
 
 static CLASSES: [Class; NUM_CLASSES] = [const {
-    Class { mallocs: AtomicU64::new(0), frees: AtomicU64::new(0), peak: AtomicU64::new(0) }
+    Class { mallocs: AtomicU64::new(0), frees: AtomicU64::new(0), peak: AtomicU64::new(0), out: AtomicI64::new(0) }
 }; NUM_CLASSES];
+
+/// One class's counts, as `class` reads them.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ClassCounts {
+    pub size: u64,
+    pub mallocs: u64,
+    pub frees: u64,
+    pub live: u64,
+    pub peak: u64,
+    /// Blocks waiting in thread caches.
+    pub cached: u64,
+}
 /// Mallocs and frees the thread cache could not serve alone (the rare case,
 /// so the common one costs no shared write).
 static CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
@@ -80,6 +108,62 @@ pub fn add(c: Counter, n: u64) {
     if config::stats() {
         COUNTS[c as usize].fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// `n` blocks of `class` left slabs for a thread cache (negative: came
+/// back to their slabs, from the owner or another thread).
+#[inline]
+pub fn class_out(class: usize, n: i64) {
+    if config::stats() {
+        if let Some(k) = CLASSES.get(class) {
+            k.out.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Class `c`'s counts (zero unless statistics are on), None past the last.
+pub fn class(c: usize) -> Option<ClassCounts> {
+    let k = CLASSES.get(c)?;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (mallocs, frees) = (load(&k.mallocs), load(&k.frees));
+    let live = mallocs.saturating_sub(frees);
+    let out = k.out.load(Ordering::Relaxed).max(0) as u64;
+    Some(ClassCounts {
+        size: CLASS_SIZE[c] as u64,
+        mallocs,
+        frees,
+        live,
+        peak: load(&k.peak),
+        cached: out.saturating_sub(live),
+    })
+}
+
+pub fn count(c: Counter) -> u64 {
+    COUNTS[c as usize].load(Ordering::Relaxed)
+}
+
+/// The counter named `name` (a name of the report), if any.
+pub fn counter_named(name: &str) -> Option<u64> {
+    let i = NAMES.iter().position(|&n| n == name)?;
+    Some(COUNTS[i].load(Ordering::Relaxed))
+}
+
+/// Every counter, with its name.
+pub fn counters() -> impl Iterator<Item = (&'static str, u64)> {
+    NAMES.iter().zip(COUNTS.iter()).map(|(&n, c)| (n, c.load(Ordering::Relaxed)))
+}
+
+/// Mallocs and frees the thread caches served without a slow path, in
+/// percent of all (0 before any).
+pub fn cache_hit_percent() -> u64 {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let all: u64 = CLASSES.iter().map(|k| load(&k.mallocs) + load(&k.frees)).sum();
+    percent(all.saturating_sub(load(&CACHE_MISSES)), all)
+}
+
+/// SuperSlabs mapped at most at once.
+pub fn superslabs_peak() -> usize {
+    PEAK_SS.load(Ordering::Relaxed).max(0) as usize
 }
 
 /// A SuperSlab was mapped (`delta` 1) or unmapped (-1).
@@ -125,40 +209,6 @@ pub fn class_free(class: usize, cache_hit: bool) {
     }
 }
 
-/// Writes the report to `fd`; false if any line could not be written.
-pub fn print(fd: i32) -> bool {
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let mallocs: u64 = CLASSES.iter().map(|k| load(&k.mallocs)).sum();
-    let frees: u64 = CLASSES.iter().map(|k| load(&k.frees)).sum();
-    let hits = (mallocs + frees).saturating_sub(load(&CACHE_MISSES));
-
-    let mut line = Line::new();
-    line.str("hakmem: stats: pid=").dec(os::process::pid());
-    for (i, name) in NAMES.iter().enumerate() {
-        line.str(" ").str(name).str("=").dec(load(&COUNTS[i]));
-    }
-    line.str(" superslabs_live=").dec(superslabs() as u64);
-    line.str(" superslabs_peak=").dec(PEAK_SS.load(Ordering::Relaxed).max(0) as u64);
-    line.str(" mallocs=").dec(mallocs).str(" frees=").dec(frees);
-    line.str(" cache_hit_pct=").dec(percent(hits, mallocs + frees));
-    line.str(" peak_rss_kib=").dec(os::process::peak_rss_kib());
-    let mut ok = line.write_to(fd);
-
-    for (c, k) in CLASSES.iter().enumerate() {
-        let (m, f) = (load(&k.mallocs), load(&k.frees));
-        if m == 0 && f == 0 {
-            continue;
-        }
-        let mut line = Line::new();
-        line.str("hakmem: stats: class ").dec(c as u64);
-        line.str(" size=").dec(CLASS_SIZE[c] as u64);
-        line.str(" mallocs=").dec(m).str(" frees=").dec(f);
-        line.str(" live=").dec(m.saturating_sub(f)).str(" peak=").dec(load(&k.peak));
-        ok &= line.write_to(fd);
-    }
-    ok
-}
-
 fn percent(part: u64, whole: u64) -> u64 {
     part.saturating_mul(100).checked_div(whole).unwrap_or(0)
 }
@@ -174,11 +224,9 @@ pub fn keep_stderr() {
     }
 }
 
-/// At exit, when statistics are on.
-pub fn report_at_exit() {
-    if config::stats() {
-        print(REPORT_FD.load(Ordering::Relaxed));
-    }
+/// Where the exit report goes.
+pub fn report_fd() -> i32 {
+    REPORT_FD.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -195,27 +243,8 @@ mod tests {
         assert_eq!(k.mallocs.load(Ordering::Relaxed), 5);
         assert_eq!(k.peak.load(Ordering::Relaxed), 5);
         class_alloc(NUM_CLASSES, true); // out of range: ignored, no panic
+        assert!(class(NUM_CLASSES).is_none());
         assert_eq!(percent(1, 3), 33);
         assert_eq!(percent(5, 0), 0);
-    }
-
-    #[test]
-    fn the_report_goes_to_the_descriptor_and_fails_on_a_closed_one() {
-        let mut fds = [0i32; 2];
-        // SAFETY: fds is a valid out-array of two descriptors.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        assert!(print(fds[1]));
-        let mut buf = [0u8; 4096];
-        // SAFETY: buf is writable for its length.
-        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-        let text = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
-        assert!(text.starts_with("hakmem: stats: pid="), "{text}");
-        assert!(text.contains(" peak_rss_kib="), "{text}");
-        // SAFETY: closing descriptors we own.
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
-        assert!(!print(fds[1]));
     }
 }

@@ -4,13 +4,15 @@
 
 int main(void)
 {
+    uint64_t mapped = 0;
     void *p = hak_malloc(10);
     p = hak_realloc(p, 20);
     hak_free(p);
     hak_free(hak_calloc(2, 8));
     hak_free(hak_aligned_alloc(64, 64));
     return hak_usable_size(0) == 0 && hak_version() != 0 && hak_trim() >= 0 &&
-                   hak_stats_print(-1) == -1
+                   hak_stats_print(-1) == -1 &&
+                   hak_stat("mapped", &mapped) == 0 && mapped > 0
                ? 0
                : 1;
 }

@@ -15,7 +15,7 @@ HT_PRELOAD := HAKTEST_EXPECT_HAKMEM=1 LD_PRELOAD=$(abspath $(LIB))
 HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test \
               $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
-              $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test \
+              $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test $(BUILD)/stat_test \
               $(BUILD)/new_test_plain
 
 .PHONY: test-c-glibc
@@ -35,6 +35,9 @@ $(BUILD)/harden_test: tests/c/harden_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/purge_test: tests/c/purge_test.c include/hakmem.h $(LIB) | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+$(BUILD)/stat_test: tests/c/stat_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/stress: tests/c/stress.c $(LIB) | $(BUILD)
@@ -76,6 +79,13 @@ test-c:: $(HT_BINS) $(LIB)
 	$(HT_PRELOAD) $(BUILD)/oom_test_plain
 	$(BUILD)/purge_test
 	HAKMEM_PURGE_THREAD=0 $(BUILD)/purge_test off
+	$(BUILD)/stat_test
+	HAKMEM_STATS=1 $(BUILD)/stat_test counted
+	HAKMEM_STATS=json $(BUILD)/stat_test counted 2>$(BUILD)/stats.json
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); \
+		assert d["mapped"] >= d["active"] > 0 and d["counts"]["remote_frees"] >= 1000, d; \
+		assert any(k["mallocs"] >= 1000 for k in d["classes"]), d["classes"]; \
+		print("HAKMEM_STATS=json: a JSON report,", len(d["classes"]), "classes")' $(BUILD)/stats.json
 	$(HT_PRELOAD) $(BUILD)/new_test_plain
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/new_test_plain
 	$(HT_PRELOAD) $(BUILD)/lifecycle_plain $(abspath $(BUILD)/libtls_lib.so) > $(BUILD)/lifecycle.out

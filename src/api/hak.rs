@@ -26,10 +26,37 @@ pub extern "C" fn hak_stats_print(fd: i32) -> i32 {
         errno::set_errno(errno::Errno(libc::EBADF));
         return -1;
     }
-    if crate::stats::print(fd) {
+    if crate::report::print(fd) {
         0
     } else {
         -1
+    }
+}
+
+/// One number of `report::Stats` by name into `*out`: 0, or -1 with errno
+/// ENOENT (no such name), ENOTSUP (a count, and HAKMEM_STATS is off) or
+/// EINVAL (a null argument, or a name that is not UTF-8).
+#[no_mangle]
+pub extern "C" fn hak_stat(name: *const c_char, out: *mut u64) -> i32 {
+    let fail = |code| {
+        errno::set_errno(errno::Errno(code));
+        -1
+    };
+    if name.is_null() || out.is_null() {
+        return fail(libc::EINVAL);
+    }
+    // SAFETY: the caller passes a NUL-terminated string (the C contract).
+    let Ok(name) = unsafe { core::ffi::CStr::from_ptr(name) }.to_str() else {
+        return fail(libc::EINVAL);
+    };
+    match crate::report::lookup(name) {
+        Ok(v) => {
+            // SAFETY: the caller passes a writable out-pointer.
+            unsafe { *out = v };
+            0
+        }
+        Err(crate::report::Missing::Unknown) => fail(libc::ENOENT),
+        Err(crate::report::Missing::NotCounted) => fail(libc::ENOTSUP),
     }
 }
 

@@ -49,17 +49,15 @@ pub struct MallInfo {
 }
 
 pub fn mallinfo2() -> MallInfo2 {
-    let (ss_bytes, units_bytes) = registry::footprint();
-    let (pool_bytes, pool_live) = pool::footprint();
-    let (mappings, big_bytes) = big::footprint();
-    let cached = bigcache::cached_bytes();
+    let small = registry::footprint() + pool::footprint();
+    let big = big::footprint();
     MallInfo2 {
-        arena: ss_bytes + pool_bytes,
+        arena: small.mapped,
         ordblks: 1,
-        hblks: mappings,
-        hblkhd: big_bytes,
-        uordblks: units_bytes + pool_live + big_bytes.saturating_sub(cached),
-        fordblks: ss_bytes.saturating_sub(units_bytes) + pool_bytes.saturating_sub(pool_live) + cached,
+        hblks: big::mappings(),
+        hblkhd: big.mapped,
+        uordblks: small.in_use + big.in_use,
+        fordblks: small.mapped.saturating_sub(small.in_use) + big.dirty,
         ..MallInfo2::default()
     }
 }

@@ -12,7 +12,7 @@ use crate::large::big_pages::{self, Pieces};
 use crate::large::bigcache;
 use crate::os::pagemap::{self, REGION_SIZE};
 use crate::os::{self, PAGE};
-use crate::stats::{self, Counter};
+use crate::stats::{self, Counter, Footprint};
 
 /// At the base of every big mapping.
 #[repr(C)]
@@ -35,11 +35,21 @@ const _: () = assert!(MAX_ALIGN / REGION_SIZE <= pagemap::BIG_MAX_DISTANCE);
 /// Live big blocks.
 static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
 
-/// How many big mappings hakmem holds (live blocks and cached ranges), and
-/// their bytes.
-pub fn footprint() -> (usize, usize) {
-    let ranges = LIVE_BLOCKS.load(Ordering::Relaxed) + bigcache::cached_ranges();
-    (ranges, big_pages::mapped_bytes())
+/// Live big blocks now.
+pub fn live_blocks() -> usize {
+    LIVE_BLOCKS.load(Ordering::Relaxed)
+}
+
+/// How many big mappings hakmem holds (live blocks and cached ranges).
+pub fn mappings() -> usize {
+    live_blocks() + bigcache::cached_ranges()
+}
+
+/// Bytes of big mappings: all of them, of live blocks, and cached (those
+/// stay resident until the purge unmaps them).
+pub fn footprint() -> Footprint {
+    let (mapped, cached) = (big_pages::mapped_bytes(), bigcache::cached_bytes());
+    Footprint { mapped, in_use: mapped.saturating_sub(cached), dirty: cached }
 }
 
 /// Rounds a mapping size to four steps per doubling (whole pages), so freed

@@ -18,6 +18,7 @@ use crate::large::pool_region::{class_of, class_size, Links, Region, RUN_CLASSES
 use crate::os;
 use crate::os::clock::now_ms;
 use crate::os::pagemap::REGION_SIZE;
+use crate::stats::Footprint;
 use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 
@@ -120,12 +121,10 @@ pub fn usable(p: usize) -> Option<usize> {
     })
 }
 
-/// Bytes of pool regions mapped, and of live blocks in them.
-pub fn footprint() -> (usize, usize) {
-    SHARD.iter().fold((0, 0), |(mapped, live), s| {
-        let (m, l) = s.footprint();
-        (mapped + m, live + l)
-    })
+/// Bytes of pool regions mapped, of live blocks in them, and of free runs
+/// not yet purged.
+pub fn footprint() -> Footprint {
+    SHARD.iter().fold(Footprint::default(), |sum, s| sum + s.footprint())
 }
 
 /// Gives back free runs and empty regions that waited the purge delay (all
@@ -217,8 +216,17 @@ impl Shard {
         })
     }
 
-    fn footprint(&self) -> (usize, usize) {
-        self.with(|l| (l.regions * REGION_SIZE, l.live_bytes))
+    fn footprint(&self) -> Footprint {
+        self.with(|l| {
+            let (mut dirty, mut r) = (0, l.dirty);
+            while !r.is_null() {
+                // SAFETY: regions on the dirty list are live, under the lock.
+                let reg = unsafe { &*r };
+                dirty += reg.dirty as usize * class_size(reg.class());
+                r = reg.dirty_list.next;
+            }
+            Footprint { mapped: l.regions * REGION_SIZE, in_use: l.live_bytes, dirty }
+        })
     }
 
     fn purge(&self, now: u64, delay: u64, force: bool) -> bool {
@@ -388,9 +396,9 @@ mod tests {
                 p
             })
             .collect();
-        let (mapped, live) = shard.footprint();
-        assert_eq!(live, 40 * size);
-        assert!(mapped >= live && mapped % REGION_SIZE == 0);
+        let f = shard.footprint();
+        assert_eq!((f.in_use, f.dirty), (40 * size, 0));
+        assert!(f.mapped >= f.in_use && f.mapped.is_multiple_of(REGION_SIZE));
         for (i, &p) in blocks.iter().enumerate() {
             // SAFETY: as above; nobody else wrote these runs.
             assert_eq!(unsafe { *p.add(size - 1) }, i as u8 + 1);
@@ -400,7 +408,7 @@ mod tests {
             assert!(free_in(&shard, p, 1000));
         }
         assert!(!free_in(&shard, blocks[0], 1000), "double free");
-        assert_eq!(shard.footprint().1, 0);
+        assert_eq!((shard.footprint().in_use, shard.footprint().dirty), (0, 40 * size));
         let (q, zero) = shard.alloc(0, c);
         assert_eq!(q, blocks[39], "the last freed run comes back first");
         assert!(!zero);
@@ -414,7 +422,7 @@ mod tests {
         // SAFETY: the lock is not held elsewhere; the test owns the shard.
         let lists = unsafe { &*shard.lists.get() };
         assert!(lists.empty.is_null() && lists.dirty.is_null() && lists.due == u64::MAX);
-        assert_eq!(shard.footprint(), (0, 0), "no region left mapped");
+        assert_eq!(shard.footprint(), Footprint::default(), "no region left mapped");
     }
 
     #[test]

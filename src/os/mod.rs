@@ -10,6 +10,14 @@ pub mod process;
 pub mod random;
 
 use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes given back to the kernel (unmapped or decommitted) since start.
+static RETURNED: AtomicU64 = AtomicU64::new(0);
+
+pub fn returned_bytes() -> u64 {
+    RETURNED.load(Ordering::Relaxed)
+}
 
 pub const PAGE: usize = 4096;
 
@@ -53,10 +61,10 @@ pub fn map_aligned(size: usize, align: usize) -> *mut u8 {
     let head = start - raw as usize;
     let tail = span - head - size;
     if head > 0 {
-        unmap(raw, head);
+        unmap_spare(raw, head);
     }
     if tail > 0 {
-        unmap((start + size) as *mut u8, tail);
+        unmap_spare((start + size) as *mut u8, tail);
     }
     start as *mut u8
 }
@@ -81,7 +89,7 @@ pub fn map_at(p: *mut u8, size: usize) -> bool {
         return false;
     }
     if q as *mut u8 != p {
-        unmap(q as *mut u8, size);
+        unmap_spare(q as *mut u8, size);
         return false;
     }
     true
@@ -89,6 +97,12 @@ pub fn map_at(p: *mut u8, size: usize) -> bool {
 
 /// Returns a mapping (or a page-aligned part of one) to the kernel.
 pub fn unmap(p: *mut u8, size: usize) {
+    RETURNED.fetch_add(size as u64, Ordering::Relaxed);
+    unmap_spare(p, size);
+}
+
+/// Unmaps what a mapping call got and never used (not memory given back).
+fn unmap_spare(p: *mut u8, size: usize) {
     // SAFETY: callers pass only ranges that hakmem mapped and no longer uses.
     unsafe {
         libc::munmap(p as *mut libc::c_void, size);
@@ -98,6 +112,7 @@ pub fn unmap(p: *mut u8, size: usize) {
 /// Tells the kernel the pages' contents are no longer needed: RSS drops now
 /// and the next touch gets zeroed pages.
 pub fn decommit(p: *mut u8, size: usize) {
+    RETURNED.fetch_add(size as u64, Ordering::Relaxed);
     // SAFETY: the range is a page-aligned part of a live hakmem mapping whose
     // contents no block needs any more.
     unsafe {

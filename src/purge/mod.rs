@@ -17,6 +17,8 @@
 
 pub mod purger;
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::large;
 use crate::os::clock::now_ms;
 use crate::slab::registry;
@@ -45,7 +47,18 @@ pub fn run(now: u64, force: bool) -> bool {
     let slabs = registry::purge(now, force);
     lifecycle::ask_trims(now, force);
     let heaps = lifecycle::purge_pooled(now, force);
-    large::purge(now, force) | slabs | heaps
+    let released = large::purge(now, force) | slabs | heaps;
+    if released {
+        PURGES.fetch_add(1, Ordering::Relaxed);
+    }
+    released
+}
+
+/// Purge runs that gave memory back.
+static PURGES: AtomicU64 = AtomicU64::new(0);
+
+pub fn purges() -> u64 {
+    PURGES.load(Ordering::Relaxed)
 }
 
 /// A slow path's look: runs the purges that are due (a few loads while

@@ -21,7 +21,7 @@ use crate::os;
 use crate::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
 use crate::slab::slab::Slab;
 use crate::slab::superslab::{self, SuperSlab, UNITS};
-use crate::stats::{self, Counter};
+use crate::stats::{self, Counter, Footprint};
 use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
 
@@ -31,9 +31,24 @@ pub static PURGE_DUE: Due = Due::new();
 /// lock, read by anyone. The SuperSlabs mapped are counted by `stats`.
 static UNITS_USED: AtomicUsize = AtomicUsize::new(0);
 
-/// Bytes mapped for SuperSlabs, and bytes of their units that hold slabs.
-pub fn footprint() -> (usize, usize) {
-    (stats::superslabs() * REGION_SIZE, UNITS_USED.load(Ordering::Relaxed) << UNIT_SHIFT)
+/// Bytes mapped for SuperSlabs, of their units that hold slabs, and of
+/// free units not yet purged (those are in SuperSlabs with room, all listed).
+pub fn footprint() -> Footprint {
+    let dirty_units = with_state(|st| {
+        let (mut n, mut ss) = (0, st.with_room);
+        while !ss.is_null() {
+            // SAFETY: listed SuperSlabs are mapped and ours under the lock.
+            let s = unsafe { &*ss };
+            n += s.dirty_units.count_ones() as usize;
+            ss = s.next;
+        }
+        n
+    });
+    Footprint {
+        mapped: stats::superslabs() * REGION_SIZE,
+        in_use: UNITS_USED.load(Ordering::Relaxed) << UNIT_SHIFT,
+        dirty: dirty_units << UNIT_SHIFT,
+    }
 }
 
 struct State {

@@ -178,6 +178,7 @@ impl Heap {
             return ptr::null_mut();
         }
         stats::add(Counter::SlabBlocks, got as u64);
+        stats::class_out(c, got as i64);
         self.bin(c).settle(got - 1);
         // SAFETY: got > 0 blocks were written to the slots; the last is handed out.
         unsafe { *slots.add(got - 1) }
@@ -319,6 +320,7 @@ impl Heap {
         // SAFETY: the run's blocks are blocks of a live slab (checked when
         // they were freed), which stays live while they are out.
         let slab = unsafe { &mut *s };
+        stats::class_out(slab.class as usize, -(run.n as i64));
         if !slab.is_owned_by(&self.inbox) {
             slab::send_back(s, run.head, run.tail);
             stats::add(Counter::RemoteFrees, run.n as u64);
@@ -511,7 +513,10 @@ impl Run {
 /// Gives a block back to its slab from a thread that has no heap.
 pub fn give_back_remote(p: *mut u8) {
     let b = p as *mut Block;
-    slab::send_back(superslab::slab_of(p as usize), b, b);
+    let s = superslab::slab_of(p as usize);
+    // SAFETY: the block was checked when freed: its slab is live.
+    stats::class_out(unsafe { (*s).class } as usize, -1);
+    slab::send_back(s, b, b);
     stats::add(Counter::RemoteFrees, 1);
 }
 

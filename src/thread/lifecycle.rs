@@ -7,7 +7,7 @@
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::config;
 use crate::diag;
@@ -44,6 +44,15 @@ static LIVE_HEAPS: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::ne
 /// The heap of threads that have exited but still allocate.
 static ORPHAN: Shared = Shared { lock: SpinLock::new(), heap: UnsafeCell::new(ptr::null_mut()) };
 
+/// Heaps mapped (they are never unmapped), and threads with a heap now.
+static HEAPS: AtomicUsize = AtomicUsize::new(0);
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Threads with a heap now, and the bytes of every heap mapped.
+pub fn heaps() -> (usize, usize) {
+    (THREADS.load(Ordering::Relaxed), HEAPS.load(Ordering::Relaxed) * HEAP_BYTES)
+}
+
 /// A heap for a new thread: from the pool, or freshly mapped.
 fn take_heap() -> *mut Heap {
     {
@@ -76,6 +85,7 @@ fn new_heap() -> *mut Heap {
     if base.is_null() {
         return ptr::null_mut();
     }
+    HEAPS.fetch_add(1, Ordering::Relaxed);
     let h = base as *mut Heap;
     // The configuration and the key are set before any heap exists.
     // SAFETY: a fresh mapping big enough for the heap and its slot area.
@@ -181,6 +191,7 @@ pub extern "C" fn thread_exit(arg: *mut libc::c_void) {
 }
 
 fn link_live(h: *mut Heap) {
+    THREADS.fetch_add(1, Ordering::Relaxed);
     let _g = LIVE_HEAPS.lock.lock();
     // SAFETY: the live-list lock is held; h and the listed heaps are live.
     unsafe {
@@ -195,6 +206,7 @@ fn link_live(h: *mut Heap) {
 }
 
 fn unlink_live(h: *mut Heap) {
+    THREADS.fetch_sub(1, Ordering::Relaxed);
     let _g = LIVE_HEAPS.lock.lock();
     // SAFETY: as in link_live; h is on the list.
     unsafe {
