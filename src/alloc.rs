@@ -6,6 +6,7 @@ use core::ptr;
 
 use crate::bootstrap;
 use crate::diag;
+use crate::foreign;
 use crate::large;
 use crate::os::pagemap;
 use crate::size_class::{
@@ -226,6 +227,7 @@ fn free_other(p: *mut u8, who: &str) {
     match pagemap::kind(a) {
         pagemap::BOOTSTRAP => {}
         k if large::owns(k) && large::free(a, k) => after_slow_path(tls::heap() != tls::sentinel()),
+        pagemap::NONE if foreign::free(a) => {}
         _ => diag::invalid_pointer(who, a),
     }
 }
@@ -240,6 +242,10 @@ pub fn usable_size(p: *const u8, who: &str) -> usize {
         },
         pagemap::BOOTSTRAP => bootstrap::usable(p),
         k if large::owns(k) => match large::usable(a, k) {
+            Some(n) => n,
+            None => diag::invalid_pointer(who, a),
+        },
+        pagemap::NONE => match foreign::usable(a) {
             Some(n) => n,
             None => diag::invalid_pointer(who, a),
         },

@@ -10,9 +10,10 @@
 //!   background purge thread, malloc_trim);
 //! - `thread`: the front end — per-thread heap, cache bins, TLS, lifecycle,
 //!   checked mode;
-//! - `slab`, `large`, `bootstrap`: the back ends — slabs, SuperSlabs and
-//!   the registry; the pool tier and big blocks with BigCache; blocks for
-//!   hakmem's own set-up;
+//! - `slab`, `large`, `bootstrap`, `foreign`: the back ends — slabs,
+//!   SuperSlabs and the registry; the pool tier and big blocks with
+//!   BigCache; blocks for hakmem's own set-up; glibc's blocks, given back
+//!   to glibc;
 //! - leaves: `os` (every system call, the page map, the process key),
 //!   `size_class`, `sync` (the lock, due times), `config`, `stats`, `diag`.
 //!
@@ -26,6 +27,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod config;
 pub mod diag;
+pub mod foreign;
 pub mod global;
 pub mod init;
 pub mod large;

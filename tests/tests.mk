@@ -16,6 +16,7 @@ HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test \
               $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
               $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test $(BUILD)/stat_test \
+              $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so \
               $(BUILD)/new_test_plain
 
 .PHONY: test-c-glibc
@@ -60,6 +61,13 @@ $(BUILD)/lifecycle_plain: tests/cpp/lifecycle.cpp | $(BUILD)
 $(BUILD)/new_test_plain: tests/cpp/new_test.cpp | $(BUILD) $(BUILD)/lifecycle_plain
 	$(CXX) -O2 -g -Wall -Wextra -Werror -std=c++17 -o $@ $< -ldl
 
+# Built plain: run preloaded, its library's malloc binds to glibc's.
+$(BUILD)/deepbind_test: tests/c/deepbind_test.c | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< -ldl
+
+$(BUILD)/libdeepbind_lib.so: tests/c/deepbind_lib.c | $(BUILD)
+	$(CC) $(CFLAGS) -pthread -fPIC -shared -o $@ $<
+
 $(BUILD)/libtls_lib.so: tests/c/tls_lib.c | $(BUILD)
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
@@ -79,6 +87,8 @@ test-c:: $(HT_BINS) $(LIB)
 	$(HT_PRELOAD) $(BUILD)/oom_test_plain
 	$(BUILD)/purge_test
 	HAKMEM_PURGE_THREAD=0 $(BUILD)/purge_test off
+	$(HT_PRELOAD) $(BUILD)/deepbind_test $(abspath $(BUILD)/libdeepbind_lib.so)
+	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/deepbind_test $(abspath $(BUILD)/libdeepbind_lib.so)
 	$(BUILD)/stat_test
 	HAKMEM_STATS=1 $(BUILD)/stat_test counted
 	HAKMEM_STATS=json $(BUILD)/stat_test counted 2>$(BUILD)/stats.json

@@ -70,3 +70,45 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<&libc::timesp
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, timeout)
     };
 }
+
+/// Copies `out.len()` bytes from `addr` in this process, or returns false
+/// (nothing read) if any of them is unmapped or unreadable: a look at a
+/// pointer hakmem knows nothing of, without the risk of faulting on it.
+pub fn read_memory(addr: usize, out: &mut [u8]) -> bool {
+    let local = libc::iovec { iov_base: out.as_mut_ptr() as *mut libc::c_void, iov_len: out.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: out.len() };
+    // SAFETY: the kernel writes at most out.len() bytes into `out` and
+    // checks the remote range itself (EFAULT instead of a fault).
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    n == out.len() as isize
+}
+
+/// The program break now (the end of the brk heap).
+pub fn program_break() -> usize {
+    // SAFETY: brk(0) changes nothing and returns the current break.
+    unsafe { libc::syscall(libc::SYS_brk, 0usize) as usize }
+}
+
+/// Where the brk heap starts (`start_brk`, field 47 of /proc/self/stat);
+/// 0 if the kernel does not say.
+pub fn heap_start() -> usize {
+    let mut buf = [0u8; 2048];
+    // SAFETY: a NUL-terminated path; open/read/close allocate nothing.
+    let n = unsafe {
+        let fd = libc::open(c"/proc/self/stat".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return 0;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
+        libc::close(fd);
+        n
+    };
+    let text = &buf[..n.max(0) as usize];
+    // The command name (field 2) may hold spaces: fields count from after
+    // its closing parenthesis, which is field 3's start minus two.
+    let Some(close) = text.iter().rposition(|&b| b == b')') else {
+        return 0;
+    };
+    let field = text[close + 1..].split(|&b| b == b' ').filter(|f| !f.is_empty()).nth(47 - 3);
+    field.map_or(0, |f| f.iter().fold(0usize, |v, &d| v.wrapping_mul(10).wrapping_add(d.wrapping_sub(b'0') as usize)))
+}
