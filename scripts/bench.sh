@@ -48,6 +48,8 @@ if [[ "$QUICK" == 1 ]]; then
     PCMIX_BLOCKS=2000000     # prodcons_16_1024
     QUIET_SECS=1             # quiet: the quiet period after the frees
     REDIS_REQUESTS=100000    # redis_idle: redis-benchmark -n, per test
+    BIGHEAP_MIB=512          # bigheap: live MiB, and random steps
+    BIGHEAP_STEPS=10000000
     RUN_TIMEOUT=60
 else
     RUNS=${BENCH_RUNS:-5}
@@ -61,6 +63,8 @@ else
     PCMIX_BLOCKS=6000000
     QUIET_SECS=1
     REDIS_REQUESTS=200000
+    BIGHEAP_MIB=1024
+    BIGHEAP_STEPS=20000000
     RUN_TIMEOUT=180
 fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
@@ -177,6 +181,15 @@ done
 # (past hakmem's 100 ms purge delay, twice: the freed blocks' slabs are
 # collected, then purged), seconds = the whole run.
 add_job churn_2k_4k 64 "churn -t $CHURN_THREADS -b 64 -k 50 -m 2048 -M 4096 -w 300"
+# bigheap_thp_{never,default,always}: BIGHEAP_MIB MiB of 64 B..4 KiB blocks
+# written, then BIGHEAP_STEPS random word updates (one block in 64 replaced),
+# with HAKMEM_THP set as named (the peers ignore it: three samples of the
+# same run for them): ops_per_sec = steps per second of the random phase,
+# seconds = the whole run, rss_kib = VmHWM.  The A/B that sets HAKMEM_THP's
+# default.
+for thp in never default always; do
+    add_job "bigheap_thp_$thp" 1 "HAKMEM_THP=$thp bigheap -g $BIGHEAP_MIB -m 64 -M 4096 -n $BIGHEAP_STEPS -S 42"
+done
 # redis_idle: Debian's redis-server with the allocator preloaded, loaded by
 # redis-benchmark (SET on 100,000 random keys, LPUSH, 200-byte values,
 # REDIS_REQUESTS each), then FLUSHALL and 3 s idle: rss_after_load_kib and
@@ -268,6 +281,9 @@ run_one() {
             metrics=("rss_kib=$(field peak_kib "$out")" "final_rss_kib=$(field final_kib "$out")") ;;
         memory_bigblocks)
             metrics=("rss_kib=$(field peak_kib "$out")" "seconds=$(field seconds "$out")") ;;
+        bigheap_*)
+            metrics=("ops_per_sec=$(field ops_per_sec "$out")" "seconds=$(field seconds "$out")"
+                     "rss_kib=$(field peak_kib "$out")") ;;
         prodcons_*)
             metrics=("ops_per_sec=$(field ops_per_sec "$out")" "rss_kib=$(field peak_kib "$out")") ;;
         quiet_*)
@@ -307,7 +323,7 @@ run_one() {
     done
     case "$name" in
         memory_bigblocks) echo "$(field seconds "$out") s, $(field peak_kib "$out") KiB peak" >&2 ;;
-        prodcons_*) awk -v v="$(field ops_per_sec "$out")" -v p="$(field peak_kib "$out")" \
+        prodcons_*|bigheap_*) awk -v v="$(field ops_per_sec "$out")" -v p="$(field peak_kib "$out")" \
                         'BEGIN { printf "%.2fM ops/s, %d KiB peak\n", v / 1e6, p }' >&2 ;;
         quiet_*) echo "$(field growth_kib "$out") KiB growth, $(field after_free_kib "$out") KiB after free" >&2 ;;
         churn_*) echo "$(field seconds "$out") s, $(field final_kib "$out") KiB at the end" >&2 ;;

@@ -9,15 +9,52 @@
 //! | HAKMEM_HARDEN   | 0       | 1: detect double frees, encode free lists |
 //! | HAKMEM_PURGE_DELAY_MS | 100 | how long free memory waits before it goes back to the kernel |
 //! | HAKMEM_PURGE_THREAD | 1 | 0: no background purge thread (purges run on allocator activity only) |
+//! | HAKMEM_THP      | default | huge pages for SuperSlabs, pool regions and big blocks: never, default (the kernel's policy), always |
 
 use crate::diag::Line;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 static STATS: AtomicBool = AtomicBool::new(false);
 static STATS_JSON: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static HARDEN: AtomicBool = AtomicBool::new(false);
 static PURGE_THREAD: AtomicBool = AtomicBool::new(true);
+/// HAKMEM_THP as `Thp as u8`.
+static THP: AtomicU8 = AtomicU8::new(Thp::Default as u8);
+
+/// Transparent huge pages for hakmem's 2 MiB-aligned mappings.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Thp {
+    /// MADV_NOHUGEPAGE: never, even where the kernel's policy is `always`.
+    Never,
+    /// No advice: the kernel's policy (/sys/kernel/mm/transparent_hugepage).
+    Default,
+    /// MADV_HUGEPAGE, and purges give back only whole 2 MiB regions, so
+    /// they never split a huge page.
+    Always,
+}
+
+/// HAKMEM_THP.
+#[inline]
+pub fn thp() -> Thp {
+    match THP.load(Ordering::Relaxed) {
+        0 => Thp::Never,
+        2 => Thp::Always,
+        _ => Thp::Default,
+    }
+}
+
+/// What to tell the kernel about huge pages for a new 2 MiB-aligned mapping
+/// (`os::huge_pages`): nothing under `Default`.
+#[inline]
+pub fn huge_page_advice() -> Option<bool> {
+    match thp() {
+        Thp::Never => Some(false),
+        Thp::Default => None,
+        Thp::Always => Some(true),
+    }
+}
 pub const PURGE_DELAY_MS_DEFAULT: u32 = 100;
 static PURGE_DELAY_MS: AtomicU32 = AtomicU32::new(PURGE_DELAY_MS_DEFAULT);
 
@@ -61,12 +98,25 @@ pub fn load() {
     let delay = number(c"HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_DELAY_MS", 60_000, PURGE_DELAY_MS_DEFAULT);
     PURGE_DELAY_MS.store(delay, Ordering::Relaxed);
     PURGE_THREAD.store(number(c"HAKMEM_PURGE_THREAD", "HAKMEM_PURGE_THREAD", 1, 1) == 1, Ordering::Relaxed);
+    THP.store(thp_mode() as u8, Ordering::Relaxed);
     warn_unknown();
 }
 
+fn thp_mode() -> Thp {
+    match crate::os::process::getenv(c"HAKMEM_THP") {
+        None | Some(b"default") => Thp::Default,
+        Some(b"never") => Thp::Never,
+        Some(b"always") => Thp::Always,
+        Some(_) => {
+            Line::new().str("hakmem: warning: HAKMEM_THP must be never, default or always; using default").write_to(2);
+            Thp::Default
+        }
+    }
+}
+
 /// Every variable this module reads.
-const KNOWN: [&str; 5] =
-    ["HAKMEM_STATS", "HAKMEM_VERBOSE", "HAKMEM_HARDEN", "HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_THREAD"];
+const KNOWN: [&str; 6] =
+    ["HAKMEM_STATS", "HAKMEM_VERBOSE", "HAKMEM_HARDEN", "HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_THREAD", "HAKMEM_THP"];
 
 extern "C" {
     static environ: *const *const core::ffi::c_char;

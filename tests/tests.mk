@@ -16,7 +16,7 @@ HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test \
               $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
               $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test $(BUILD)/stat_test \
-              $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so \
+              $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so $(BUILD)/thp_test \
               $(BUILD)/new_test_plain
 
 .PHONY: test-c-glibc
@@ -39,6 +39,9 @@ $(BUILD)/purge_test: tests/c/purge_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/stat_test: tests/c/stat_test.c include/hakmem.h $(LIB) | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+$(BUILD)/thp_test: tests/c/thp_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/stress: tests/c/stress.c $(LIB) | $(BUILD)
@@ -89,6 +92,7 @@ test-c:: $(HT_BINS) $(LIB)
 	HAKMEM_PURGE_THREAD=0 $(BUILD)/purge_test off
 	$(HT_PRELOAD) $(BUILD)/deepbind_test $(abspath $(BUILD)/libdeepbind_lib.so)
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/deepbind_test $(abspath $(BUILD)/libdeepbind_lib.so)
+	for mode in never default always; do HAKMEM_THP=$$mode $(BUILD)/thp_test $$mode || exit 1; done
 	$(BUILD)/stat_test
 	HAKMEM_STATS=1 $(BUILD)/stat_test counted
 	HAKMEM_STATS=json $(BUILD)/stat_test counted 2>$(BUILD)/stats.json

@@ -8,6 +8,7 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::config;
 use crate::os;
 
 /// At most this many pieces per block: each is a kernel mapping (VMA) of
@@ -104,6 +105,7 @@ pub fn map_fresh(size: usize, align: usize) -> Option<usize> {
     if base.is_null() {
         return None;
     }
+    os::huge_pages(base, size, config::huge_page_advice());
     MAPPED_BYTES.fetch_add(size, Ordering::Relaxed);
     Some(base as usize)
 }
@@ -112,6 +114,7 @@ pub fn map_fresh(size: usize, align: usize) -> Option<usize> {
 pub fn map_at(addr: usize, size: usize) -> bool {
     let ok = os::map_at(addr as *mut u8, size);
     if ok {
+        os::huge_pages(addr as *mut u8, size, config::huge_page_advice());
         MAPPED_BYTES.fetch_add(size, Ordering::Relaxed);
     }
     ok

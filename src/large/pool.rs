@@ -13,7 +13,7 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::config;
+use crate::config::{self, Thp};
 use crate::large::pool_region::{class_of, class_size, Links, Region, RUN_CLASSES};
 use crate::os;
 use crate::os::clock::now_ms;
@@ -304,7 +304,9 @@ impl ShardLists {
             }
             r = next;
         }
-        let mut r = self.dirty;
+        // Under THP always, free runs stay until their region goes whole:
+        // giving back part of it would split its huge page.
+        let mut r = if config::thp() == Thp::Always { ptr::null_mut() } else { self.dirty };
         while !r.is_null() {
             // SAFETY: as above.
             let reg = unsafe { &mut *r };

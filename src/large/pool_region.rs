@@ -8,6 +8,7 @@
 use core::mem::size_of;
 use core::ptr;
 
+use crate::config;
 use crate::os::pagemap::{self, REGION_SIZE};
 use crate::os::{self, PAGE};
 
@@ -111,6 +112,7 @@ impl Region {
         if r.is_null() {
             return r;
         }
+        os::huge_pages(r as *mut u8, REGION_SIZE, config::huge_page_advice());
         // SAFETY: a fresh zeroed mapping of REGION_SIZE bytes, ours alone; the
         // header fits its first page (asserted above).
         unsafe {

@@ -120,6 +120,17 @@ pub fn decommit(p: *mut u8, size: usize) {
     }
 }
 
+/// Asks for huge pages over `p..p + size` (`Some(true)`), forbids them
+/// (`Some(false)`), or leaves the kernel's policy (`None`).
+pub fn huge_pages(p: *mut u8, size: usize, advice: Option<bool>) {
+    let Some(on) = advice else {
+        return;
+    };
+    let advice = if on { libc::MADV_HUGEPAGE } else { libc::MADV_NOHUGEPAGE };
+    // SAFETY: advice only; the range is a live hakmem mapping.
+    unsafe { libc::madvise(p as *mut libc::c_void, size, advice) };
+}
+
 /// Test helper: how many pages of `p..p + len` are resident (an unmapped
 /// page counts as not resident). `p` is page-aligned.
 #[cfg(test)]

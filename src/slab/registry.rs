@@ -14,7 +14,7 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::config;
+use crate::config::{self, Thp};
 use crate::os::clock::now_ms;
 use crate::os::pagemap::{self, REGION_SIZE};
 use crate::os;
@@ -190,6 +190,9 @@ pub fn purge(now: u64, force: bool) -> bool {
 fn purge_locked(st: &mut State, now: u64, force: bool) -> bool {
     let delay = config::purge_delay_ms() as u64;
     let ripe = |since: u64| force || now >= since.saturating_add(delay);
+    // Under THP always, free units stay until their SuperSlab goes whole:
+    // giving back part of it would split its huge page.
+    let whole_regions = config::thp() == Thp::Always;
     // Abandoned slabs are looked at again after a delay while any remain.
     let mut due = if reclaim_abandoned(st, now) { now + delay.max(1) } else { NEVER };
     let mut released = false;
@@ -202,13 +205,15 @@ fn purge_locked(st: &mut State, now: u64, force: bool) -> bool {
             unlink(st, ss);
             drop_superslab(ss);
             released = true;
-        } else if s.dirty_units != 0 {
-            if ripe(s.dirty_since) {
-                decommit_units(ss, s.dirty_units);
-                s.dirty_units = 0;
-                released = true;
-            } else {
-                due = due.min(s.dirty_since + delay);
+        } else {
+            if s.dirty_units != 0 && !whole_regions {
+                if ripe(s.dirty_since) {
+                    decommit_units(ss, s.dirty_units);
+                    s.dirty_units = 0;
+                    released = true;
+                } else {
+                    due = due.min(s.dirty_since + delay);
+                }
             }
             if s.is_empty() {
                 due = due.min(s.empty_since + delay);
@@ -274,6 +279,7 @@ fn new_superslab() -> *mut SuperSlab {
     if p.is_null() {
         return p;
     }
+    os::huge_pages(p as *mut u8, REGION_SIZE, config::huge_page_advice());
     // SAFETY: a fresh mapping of REGION_SIZE bytes, zeroed, ours alone.
     unsafe { (*p).init() };
     pagemap::set(p as usize, 1, pagemap::SUPERSLAB);
