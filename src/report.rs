@@ -293,11 +293,12 @@ mod tests {
 
     #[test]
     fn a_big_block_shows_in_mapped_and_active() {
-        let before = stats();
+        // Other unit tests allocate and free at the same time: only what
+        // this block adds for sure is checked.
         let p = crate::alloc::malloc(5 << 20);
         assert!(!p.is_null());
         let s = stats();
-        assert!(s.active >= before.active + (5 << 20) - (4 << 20), "{s:?}");
+        assert!(s.active >= 5 << 20 && s.big_blocks >= 1, "{s:?}");
         assert!(s.mapped >= s.active && s.resident <= s.mapped, "{s:?}");
         assert_eq!(lookup("mapped").map(|m| m >= 5 << 20), Ok(true));
         crate::alloc::free(p, "test");
