@@ -20,6 +20,7 @@ use crate::thread::heap::{give_back_remote, Heap};
 use crate::init;
 use crate::thread::lifecycle::with_orphan_heap;
 use crate::thread::tls::{self, ThreadState};
+use crate::valgrind;
 
 /// malloc: null, with errno ENOMEM, means no memory. The misses set errno
 /// themselves so that the exported malloc is the fast path plus tail calls.
@@ -108,9 +109,12 @@ fn or_retry(h: &mut Heap, c: usize, p: *mut u8) -> *mut u8 {
 /// `large::alloc`, asked once more after the caches went back to the kernel
 /// if it failed (`purge::release_for_retry`).
 fn large_alloc(size: usize, align: usize) -> (*mut u8, bool) {
-    let got = large::alloc(size, align);
+    let mut got = large::alloc(size, align);
     if got.0.is_null() && purge::release_for_retry() {
-        return large::alloc(size, align);
+        got = large::alloc(size, align);
+    }
+    if valgrind::active() && !got.0.is_null() {
+        valgrind::malloclike(got.0, usable_size(got.0, "malloc"), got.1);
     }
     got
 }
@@ -226,10 +230,19 @@ fn free_other(p: *mut u8, who: &str) {
     let a = p as usize;
     match pagemap::kind(a) {
         pagemap::BOOTSTRAP => {}
-        k if large::owns(k) && large::free(a, k) => after_slow_path(tls::heap() != tls::sentinel()),
+        k if large::owns(k) && large_free(a, k) => after_slow_path(tls::heap() != tls::sentinel()),
         pagemap::NONE if foreign::free(a) => {}
         _ => diag::invalid_pointer(who, a),
     }
+}
+
+/// Frees the large block at `a` (of page map kind `k`); false if it is
+/// not a live one.
+fn large_free(a: usize, k: u8) -> bool {
+    if valgrind::active() && large::usable(a, k).is_some() {
+        valgrind::freelike(a as *mut u8);
+    }
+    large::free(a, k)
 }
 
 /// Usable size of a live block; reports and aborts if `p` is not one.
@@ -297,9 +310,10 @@ pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
     if size <= old && size > old / 2 {
         return p;
     }
-    // A big block staying big changes its mapping instead of being copied.
+    // A big block staying big changes its mapping instead of being copied
+    // (but under valgrind, whose memcheck follows a copy, not a remap).
     let kind = pagemap::kind(p as usize);
-    if size > MAX_SMALL && large::owns(kind) {
+    if size > MAX_SMALL && large::owns(kind) && !valgrind::active() {
         if let Some(q) = large::resize(p as usize, kind, size) {
             return q;
         }

@@ -80,16 +80,17 @@ getters! {
     purge_delay_ms: u32 = PURGE_DELAY_MS;
 }
 
-/// Checked mode: statistics or hardening, either of which sends every
-/// slab malloc and free through `thread/checked.rs`.
+/// Checked mode: statistics, hardening or valgrind, any of which sends
+/// every slab malloc and free through `thread/checked.rs`.
 #[inline]
 pub fn checked() -> bool {
-    stats() || harden()
+    stats() || harden() || crate::valgrind::active()
 }
 
 /// Reads the environment. getenv allocates nothing, so this is safe from
 /// inside the first malloc.
 pub fn load() {
+    crate::valgrind::detect();
     let json = crate::os::process::getenv(c"HAKMEM_STATS") == Some(&b"json"[..]);
     STATS_JSON.store(json, Ordering::Relaxed);
     STATS.store(json || flag(c"HAKMEM_STATS", "HAKMEM_STATS"), Ordering::Relaxed);
@@ -97,7 +98,11 @@ pub fn load() {
     HARDEN.store(flag(c"HAKMEM_HARDEN", "HAKMEM_HARDEN"), Ordering::Relaxed);
     let delay = number(c"HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_DELAY_MS", 60_000, PURGE_DELAY_MS_DEFAULT);
     PURGE_DELAY_MS.store(delay, Ordering::Relaxed);
-    PURGE_THREAD.store(number(c"HAKMEM_PURGE_THREAD", "HAKMEM_PURGE_THREAD", 1, 1) == 1, Ordering::Relaxed);
+    // Under memcheck every call takes a slow path, which runs the purges
+    // that are due: a purge thread would only add a thread to serialise
+    // (and its glibc thread state to the leak report).
+    let thread = number(c"HAKMEM_PURGE_THREAD", "HAKMEM_PURGE_THREAD", 1, 1) == 1;
+    PURGE_THREAD.store(thread && !crate::valgrind::active(), Ordering::Relaxed);
     THP.store(thp_mode() as u8, Ordering::Relaxed);
     warn_unknown();
 }

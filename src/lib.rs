@@ -15,7 +15,8 @@
 //!   BigCache; blocks for hakmem's own set-up; glibc's blocks, given back
 //!   to glibc;
 //! - leaves: `os` (every system call, the page map, the process key),
-//!   `size_class`, `sync` (the lock, due times), `config`, `stats`, `diag`.
+//!   `size_class`, `sync` (the lock, due times), `config`, `stats`, `diag`,
+//!   `valgrind` (client requests).
 //!
 //! Nothing reachable from malloc allocates through Rust or libc: the crate
 //! is `no_std` outside its unit tests, so Rust has no heap to call here.
@@ -42,6 +43,7 @@ pub mod slab {
 }
 pub mod stats;
 pub mod sync;
+pub mod valgrind;
 pub mod thread {
     pub mod cache;
     pub mod checked;

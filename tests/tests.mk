@@ -17,6 +17,7 @@ HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
               $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test $(BUILD)/stat_test \
               $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so $(BUILD)/thp_test \
+              $(BUILD)/valgrind_test $(BUILD)/valgrind_test_plain \
               $(BUILD)/new_test_plain
 
 .PHONY: test-c-glibc
@@ -43,6 +44,14 @@ $(BUILD)/stat_test: tests/c/stat_test.c include/hakmem.h $(LIB) | $(BUILD)
 
 $(BUILD)/thp_test: tests/c/thp_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+# -O1 -g: memcheck's reports name the test's functions and lines.
+$(BUILD)/valgrind_test: tests/c/valgrind_test.c include/hakmem.h $(LIB) | $(BUILD)
+	$(CC) -O1 -g -Wall -Wextra -Werror -Iinclude -o $@ $< $(HT_LINKHAK)
+
+# Plain, for the preloaded run: hak_usable_size is looked up at run time.
+$(BUILD)/valgrind_test_plain: tests/c/valgrind_test.c include/hakmem.h | $(BUILD)
+	$(CC) -O1 -g -Wall -Wextra -Werror -Iinclude -DHAK_PRELOADED -o $@ $< -ldl
 
 $(BUILD)/stress: tests/c/stress.c $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
@@ -106,6 +115,7 @@ test-c:: $(HT_BINS) $(LIB)
 	@cat $(BUILD)/lifecycle.out
 	@grep -q "atexit handler freed" $(BUILD)/lifecycle.out && grep -q "static destructor freed" $(BUILD)/lifecycle.out \
 		|| { echo "lifecycle: the frees after main did not run"; exit 1; }
+	tests/valgrind.sh $(BUILD) $(abspath $(LIB))
 	HAK_LIB=$(abspath $(LIB)) tests/programs.sh
 	tests/usage.sh
 

@@ -16,6 +16,7 @@ use crate::large::size_table::{Range, SizeTable};
 use crate::os::clock::now_ms;
 use crate::sync::due::Due;
 use crate::sync::SpinLock;
+use crate::valgrind;
 
 /// Bytes the cache may hold at most.
 const BUDGET: usize = 64 << 20;
@@ -113,7 +114,9 @@ pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) {
 /// Keeps a free range (page-aligned, inside one kernel mapping); false if
 /// it is too small or too big to keep (the caller unmaps it then).
 pub fn put(addr: usize, size: usize) -> bool {
-    if !(MIN_RANGE..=MAX_RANGE).contains(&size) {
+    // Under valgrind freed ranges are unmapped: memcheck would see hakmem's
+    // new headers in a reused range as writes to a freed block.
+    if !(MIN_RANGE..=MAX_RANGE).contains(&size) || valgrind::active() {
         return false;
     }
     let now = now_ms();

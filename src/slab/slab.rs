@@ -13,6 +13,7 @@ use crate::diag;
 use crate::os::random;
 use crate::size_class::{block_magic, is_block_start};
 use crate::stats::{self, Counter};
+use crate::valgrind;
 
 /// A free block's first word links it to the next free block, encoded with
 /// the process key and the block's own address: memory written after free
@@ -30,7 +31,11 @@ impl Block {
     /// `b` is a free block nobody else reads or writes now.
     #[inline]
     pub unsafe fn set_next(b: *mut Block, next: *mut Block) {
-        (*b).link = next as usize ^ b as usize ^ random::secret();
+        let link = next as usize ^ b as usize ^ random::secret();
+        if valgrind::active() {
+            return tracked(b, |b| (*b).link = link);
+        }
+        (*b).link = link;
     }
 
     /// The raw successor of `b`, not yet checked (see `Slab::next_of`).
@@ -39,8 +44,20 @@ impl Block {
     /// As for `set_next`.
     #[inline]
     pub unsafe fn next_unchecked(b: *mut Block) -> *mut Block {
-        ((*b).link ^ b as usize ^ random::secret()) as *mut Block
+        let link = if valgrind::active() { tracked(b, |b| (*b).link) } else { (*b).link };
+        (link ^ b as usize ^ random::secret()) as *mut Block
     }
+}
+
+/// Under valgrind: `f` reads or writes the link of free block `b`, which the
+/// program may not touch before or after.
+#[cold]
+unsafe fn tracked<R>(b: *mut Block, f: impl FnOnce(*mut Block) -> R) -> R {
+    let (p, len) = (b as *mut u8, core::mem::size_of::<Block>());
+    valgrind::open_for_read(p, len);
+    let r = f(b);
+    valgrind::close(p, len);
+    r
 }
 
 /// Which of its owner's rings a slab is on.

@@ -98,6 +98,29 @@ impl Bin {
         self.limit = self.base.wrapping_add(cap - 1);
     }
 
+    /// Under valgrind: nulls the slots above the stack, so that no stale
+    /// copy of a block handed out lingers there for memcheck's leak check
+    /// to count as a reference to it. Slots above the stack are kept all
+    /// null: a pop or a refill leaves copies right above it, a flush a run
+    /// of them, so the scrub stops at the first null.
+    pub fn scrub_above_top(&mut self) {
+        if self.base.is_null() {
+            return;
+        }
+        // base[0], the null that ends the stack, is never a copy.
+        let mut s = self.top.wrapping_add(1).max(self.base.wrapping_add(1));
+        let end = self.limit.wrapping_add(1);
+        // SAFETY: base..=base + cap are the bin's slots (limit is base +
+        // cap - 1), and nothing else uses them while their heap's owner
+        // runs this.
+        unsafe {
+            while s <= end && !(*s).is_null() {
+                *s = core::ptr::null_mut();
+                s = s.add(1);
+            }
+        }
+    }
+
     /// Lays the cached blocks out in a plain array for the slow paths:
     /// returns it and how many blocks it holds, oldest first. The bin reads
     /// as empty until `settle`; nothing may push to it in between.

@@ -1,5 +1,5 @@
-//! Checked mode: with statistics (HAKMEM_STATS) or hardening (HAKMEM_HARDEN)
-//! on, a heap's fast bins stay empty and have no room, so every malloc and
+//! Checked mode: with statistics (HAKMEM_STATS), hardening (HAKMEM_HARDEN)
+//! or valgrind on, a heap's fast bins stay empty and have no room, so every malloc and
 //! free of a slab block comes here, to the same bins one step later. Default
 //! mode pays nothing for either: its fast paths have no test for them. Every
 //! miss on a live heap comes through here (`alloc_miss`, `free_miss`), so the
@@ -12,12 +12,17 @@
 //! and wherever the block waits (cache, slab list, remote list: those use the
 //! first word only). Blocks of the 8-byte class have no second word, so
 //! hardened mode serves those requests from the 16-byte class.
+//!
+//! Under valgrind, each block handed out and freed here is announced to
+//! memcheck (`valgrind.rs`), which then reports leaks and uses after free.
 
 use crate::config;
 use crate::diag;
 use crate::os::random;
+use crate::size_class::CLASS_SIZE;
 use crate::stats;
 use crate::thread::heap::Heap;
+use crate::valgrind;
 
 /// malloc's miss on the thread's own heap, whose fast bin for `c` is empty:
 /// checked mode's bins, or a refill.
@@ -56,6 +61,7 @@ pub fn free_miss(h: &mut Heap, c: usize, p: *mut u8) {
     if h.mark_key != 0 {
         check_and_mark(p, h.mark_key);
     }
+    valgrind::freelike(p);
     if config::stats() {
         return free_counted(h, c, p);
     }
@@ -98,6 +104,10 @@ fn take(h: &mut Heap, c: usize) -> (*mut u8, usize, bool) {
         Some(p) => (p, true),
         None => (h.refill(c), false),
     };
+    if valgrind::active() {
+        h.checked_bin(c).scrub_above_top();
+        valgrind::malloclike(p, CLASS_SIZE[c] as usize, false);
+    }
     if key != 0 && !p.is_null() {
         // SAFETY: p is a block of at least 16 bytes that we own.
         unsafe { *mark_slot(p) = 0 };
@@ -121,6 +131,7 @@ pub fn note_free(c: usize, p: *mut u8) {
     if key != 0 {
         check_and_mark(p, key);
     }
+    valgrind::freelike(p);
     stats::class_free(c, false);
 }
 

@@ -16,6 +16,7 @@ use crate::slab::slab::{self, Block, Inbox, Ring, Slab};
 use crate::slab::superslab;
 use crate::stats::{self, Counter};
 use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP, SLOT_OFFSET};
+use crate::valgrind;
 
 /// Per class: the slabs this heap owns, as rings (the head is where refills
 /// look first), and the class's recent slow-path activity.
@@ -290,6 +291,9 @@ impl Heap {
         // SAFETY: both ranges lie within the slot array; copy handles overlap.
         unsafe { ptr::copy(slots.add(n), slots, count - n) };
         self.bin(c).settle(count - n);
+        if valgrind::active() {
+            self.bin(c).scrub_above_top();
+        }
     }
 
     /// Gives every cached block back to its slab (malloc_trim); true if the
