@@ -71,6 +71,13 @@ int hak_stats_print(int fd);
  *   class class.<c>.mallocs / frees / live / peak / cached (blocks). */
 int hak_stat(const char *name, uint64_t *out);
 
+/* Writes a heap profile of the sampled blocks live now (HAKMEM_PROF=1) to
+ * `path`, in the format google-pprof reads:
+ *   google-pprof --text ./app path      (or --svg for a call graph)
+ * Returns 0, or -1 with errno = ENOTSUP when profiling is off, EINVAL for a
+ * NULL path, or the error of opening or writing the file. */
+int hak_prof_dump(const char *path);
+
 /* Returns free memory to the kernel now (as malloc_trim(0) does): the
  * calling thread's cached blocks, empty slabs and SuperSlabs, and cached big
  * mappings.  Returns 1 if any memory was released, 0 otherwise. */

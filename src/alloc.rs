@@ -5,6 +5,7 @@
 use core::ptr;
 
 use crate::bootstrap;
+use crate::config;
 use crate::diag;
 use crate::foreign;
 use crate::large;
@@ -12,6 +13,7 @@ use crate::os::pagemap;
 use crate::size_class::{
     aligned_class_of, class_of, BIN_STRIDE, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, SMALL_BIN_WORD, SMALL_LIMIT,
 };
+use crate::prof;
 use crate::purge::{self, purger};
 use crate::slab::superslab;
 use crate::thread::cache::Bin;
@@ -72,6 +74,17 @@ fn malloc_large(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_miss(c: usize) -> *mut u8 {
+    let p = take_miss(c);
+    if config::prof() {
+        prof::allocated(p, CLASS_SIZE[c] as usize);
+    }
+    p
+}
+
+/// malloc_miss's block: from checked mode's bin, a refill, or the heap of
+/// exited threads.
+#[inline(always)]
+fn take_miss(c: usize) -> *mut u8 {
     let heap = tls::heap();
     if heap == tls::sentinel() {
         return or_enomem(malloc_without_heap(c));
@@ -113,8 +126,12 @@ fn large_alloc(size: usize, align: usize) -> (*mut u8, bool) {
     if got.0.is_null() && purge::release_for_retry() {
         got = large::alloc(size, align);
     }
-    if valgrind::active() && !got.0.is_null() {
-        valgrind::malloclike(got.0, usable_size(got.0, "malloc"), got.1);
+    if (valgrind::active() || config::prof()) && !got.0.is_null() {
+        let usable = usable_size(got.0, "malloc");
+        valgrind::malloclike(got.0, usable, got.1);
+        if config::prof() {
+            prof::allocated(got.0, usable);
+        }
     }
     got
 }
@@ -194,6 +211,9 @@ pub fn free(p: *mut u8, who: &str) {
 #[cold]
 #[inline(never)]
 fn free_small_miss(p: *mut u8, c: usize) {
+    if config::prof() {
+        prof::freed(p);
+    }
     let heap = tls::heap();
     if heap != tls::sentinel() {
         // SAFETY: a live heap belongs to this thread alone.
@@ -239,8 +259,11 @@ fn free_other(p: *mut u8, who: &str) {
 /// Frees the large block at `a` (of page map kind `k`); false if it is
 /// not a live one.
 fn large_free(a: usize, k: u8) -> bool {
-    if valgrind::active() && large::usable(a, k).is_some() {
+    if (valgrind::active() || config::prof()) && large::usable(a, k).is_some() {
         valgrind::freelike(a as *mut u8);
+        if config::prof() {
+            prof::freed(a as *mut u8);
+        }
     }
     large::free(a, k)
 }
@@ -315,6 +338,10 @@ pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
     let kind = pagemap::kind(p as usize);
     if size > MAX_SMALL && large::owns(kind) && !valgrind::active() {
         if let Some(q) = large::resize(p as usize, kind, size) {
+            if config::prof() {
+                prof::freed(p);
+                prof::allocated(q, size);
+            }
             return q;
         }
     }

@@ -10,17 +10,70 @@
 //! | HAKMEM_PURGE_DELAY_MS | 100 | how long free memory waits before it goes back to the kernel |
 //! | HAKMEM_PURGE_THREAD | 1 | 0: no background purge thread (purges run on allocator activity only) |
 //! | HAKMEM_THP      | default | huge pages for SuperSlabs, pool regions and big blocks: never, default (the kernel's policy), always |
+//! | HAKMEM_PROF     | 0       | 1: sample allocations and write a heap profile at exit |
+//! | HAKMEM_PROF_INTERVAL | 524288 | bytes allocated between samples, on average |
+//! | HAKMEM_PROF_FILE | hakmem.PID.heap | where the exit profile goes |
 
 use crate::diag::Line;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use core::ffi::c_char;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, Ordering};
 
 static STATS: AtomicBool = AtomicBool::new(false);
 static STATS_JSON: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 static HARDEN: AtomicBool = AtomicBool::new(false);
 static PURGE_THREAD: AtomicBool = AtomicBool::new(true);
+pub const PURGE_DELAY_MS_DEFAULT: u32 = 100;
+static PURGE_DELAY_MS: AtomicU32 = AtomicU32::new(PURGE_DELAY_MS_DEFAULT);
 /// HAKMEM_THP as `Thp as u8`.
 static THP: AtomicU8 = AtomicU8::new(Thp::Default as u8);
+static PROF: AtomicBool = AtomicBool::new(false);
+pub const PROF_INTERVAL_DEFAULT: u32 = 512 * 1024;
+static PROF_INTERVAL: AtomicU32 = AtomicU32::new(PROF_INTERVAL_DEFAULT);
+/// HAKMEM_PROF_FILE, from the environment (null: unset).
+static PROF_FILE: AtomicPtr<c_char> = AtomicPtr::new(core::ptr::null_mut());
+
+/// One getter per option, each a relaxed load of its static.
+macro_rules! getters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty = $value:ident;)*) => {
+        $($(#[$doc])* #[inline] pub fn $name() -> $ty { $value.load(Ordering::Relaxed) })*
+    };
+}
+
+getters! {
+    /// HAKMEM_STATS: count, and print the counts at exit.
+    stats: bool = STATS;
+    /// HAKMEM_STATS=json: the exit report is JSON.
+    stats_json: bool = STATS_JSON;
+    /// HAKMEM_VERBOSE: say on stderr when hakmem starts.
+    verbose: bool = VERBOSE;
+    /// HAKMEM_HARDEN: mark freed blocks to catch double frees.
+    harden: bool = HARDEN;
+    /// Whether the background purge thread may run.
+    purge_thread: bool = PURGE_THREAD;
+    /// Milliseconds free memory waits before it is returned to the kernel.
+    purge_delay_ms: u32 = PURGE_DELAY_MS;
+    /// HAKMEM_PROF: sample allocations for a heap profile.
+    prof: bool = PROF;
+    /// HAKMEM_PROF_INTERVAL: bytes allocated between samples, on average.
+    prof_interval: u32 = PROF_INTERVAL;
+}
+
+/// HAKMEM_PROF_FILE: where the exit profile goes, if set.
+pub fn prof_file() -> Option<&'static core::ffi::CStr> {
+    let p = PROF_FILE.load(Ordering::Relaxed);
+    // SAFETY: a non-null value is getenv's NUL-terminated string, which
+    // lives as long as the environment is not changed under it.
+    (!p.is_null()).then(|| unsafe { core::ffi::CStr::from_ptr(p) })
+}
+
+/// Checked mode: statistics, hardening, profiling or valgrind, any of
+/// which sends every slab malloc and free through `thread/checked.rs`.
+#[inline]
+pub fn checked() -> bool {
+    stats() || harden() || prof() || crate::valgrind::active()
+}
+
 
 /// Transparent huge pages for hakmem's 2 MiB-aligned mappings.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -55,37 +108,6 @@ pub fn huge_page_advice() -> Option<bool> {
         Thp::Always => Some(true),
     }
 }
-pub const PURGE_DELAY_MS_DEFAULT: u32 = 100;
-static PURGE_DELAY_MS: AtomicU32 = AtomicU32::new(PURGE_DELAY_MS_DEFAULT);
-
-/// One getter per option, each a relaxed load of its static.
-macro_rules! getters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty = $value:ident;)*) => {
-        $($(#[$doc])* #[inline] pub fn $name() -> $ty { $value.load(Ordering::Relaxed) })*
-    };
-}
-
-getters! {
-    /// HAKMEM_STATS: count, and print the counts at exit.
-    stats: bool = STATS;
-    /// HAKMEM_STATS=json: the exit report is JSON.
-    stats_json: bool = STATS_JSON;
-    /// HAKMEM_VERBOSE: say on stderr when hakmem starts.
-    verbose: bool = VERBOSE;
-    /// HAKMEM_HARDEN: mark freed blocks to catch double frees.
-    harden: bool = HARDEN;
-    /// Whether the background purge thread may run.
-    purge_thread: bool = PURGE_THREAD;
-    /// Milliseconds free memory waits before it is returned to the kernel.
-    purge_delay_ms: u32 = PURGE_DELAY_MS;
-}
-
-/// Checked mode: statistics, hardening or valgrind, any of which sends
-/// every slab malloc and free through `thread/checked.rs`.
-#[inline]
-pub fn checked() -> bool {
-    stats() || harden() || crate::valgrind::active()
-}
 
 /// Reads the environment. getenv allocates nothing, so this is safe from
 /// inside the first malloc.
@@ -104,6 +126,11 @@ pub fn load() {
     let thread = number(c"HAKMEM_PURGE_THREAD", "HAKMEM_PURGE_THREAD", 1, 1) == 1;
     PURGE_THREAD.store(thread && !crate::valgrind::active(), Ordering::Relaxed);
     THP.store(thp_mode() as u8, Ordering::Relaxed);
+    PROF.store(flag(c"HAKMEM_PROF", "HAKMEM_PROF"), Ordering::Relaxed);
+    let interval = number(c"HAKMEM_PROF_INTERVAL", "HAKMEM_PROF_INTERVAL", 1 << 30, PROF_INTERVAL_DEFAULT);
+    PROF_INTERVAL.store(interval.max(1), Ordering::Relaxed);
+    let file = crate::os::process::getenv(c"HAKMEM_PROF_FILE").map_or(core::ptr::null(), |f| f.as_ptr());
+    PROF_FILE.store(file as *mut c_char, Ordering::Relaxed);
     warn_unknown();
 }
 
@@ -120,8 +147,17 @@ fn thp_mode() -> Thp {
 }
 
 /// Every variable this module reads.
-const KNOWN: [&str; 6] =
-    ["HAKMEM_STATS", "HAKMEM_VERBOSE", "HAKMEM_HARDEN", "HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_THREAD", "HAKMEM_THP"];
+const KNOWN: [&str; 9] = [
+    "HAKMEM_STATS",
+    "HAKMEM_VERBOSE",
+    "HAKMEM_HARDEN",
+    "HAKMEM_PURGE_DELAY_MS",
+    "HAKMEM_PURGE_THREAD",
+    "HAKMEM_THP",
+    "HAKMEM_PROF",
+    "HAKMEM_PROF_INTERVAL",
+    "HAKMEM_PROF_FILE",
+];
 
 extern "C" {
     static environ: *const *const core::ffi::c_char;

@@ -98,10 +98,21 @@ fn hakmem_constructor() {
     if unsafe { (*t).state } == ThreadState::New {
         thread(t);
     }
+    if config::prof() {
+        // SAFETY: as above. Busy meanwhile: what the unwinder's loading
+        // allocates goes to the bootstrap arena.
+        unsafe {
+            let was = (*t).state;
+            (*t).state = ThreadState::Busy;
+            crate::prof::start();
+            (*t).state = was;
+        }
+    }
 }
 
 #[cfg(not(test))]
 #[ctor::dtor]
 fn hakmem_destructor() {
     crate::report::at_exit();
+    crate::prof::dump_at_exit();
 }

@@ -16,7 +16,7 @@
 //!   to glibc;
 //! - leaves: `os` (every system call, the page map, the process key),
 //!   `size_class`, `sync` (the lock, due times), `config`, `stats`, `diag`,
-//!   `valgrind` (client requests).
+//!   `valgrind` (client requests), `prof` (sampled heap profiles).
 //!
 //! Nothing reachable from malloc allocates through Rust or libc: the crate
 //! is `no_std` outside its unit tests, so Rust has no heap to call here.
@@ -33,6 +33,7 @@ pub mod global;
 pub mod init;
 pub mod large;
 pub mod os;
+pub mod prof;
 pub mod purge;
 pub mod report;
 pub mod size_class;

@@ -12,7 +12,7 @@ int main(void)
     hak_free(hak_aligned_alloc(64, 64));
     return hak_usable_size(0) == 0 && hak_version() != 0 && hak_trim() >= 0 &&
                    hak_stats_print(-1) == -1 &&
-                   hak_stat("mapped", &mapped) == 0 && mapped > 0
+                   hak_stat("mapped", &mapped) == 0 && mapped > 0 && hak_prof_dump(0) == -1
                ? 0
                : 1;
 }

@@ -17,7 +17,7 @@ HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
               $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test $(BUILD)/stat_test \
               $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so $(BUILD)/thp_test \
-              $(BUILD)/valgrind_test $(BUILD)/valgrind_test_plain \
+              $(BUILD)/valgrind_test $(BUILD)/valgrind_test_plain $(BUILD)/prof_test \
               $(BUILD)/new_test_plain
 
 .PHONY: test-c-glibc
@@ -44,6 +44,10 @@ $(BUILD)/stat_test: tests/c/stat_test.c include/hakmem.h $(LIB) | $(BUILD)
 
 $(BUILD)/thp_test: tests/c/thp_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+# -O1 -g: google-pprof names the test's functions.
+$(BUILD)/prof_test: tests/c/prof_test.c include/hakmem.h $(LIB) | $(BUILD)
+	$(CC) -O1 -g -Wall -Wextra -Werror -Iinclude -o $@ $< $(HT_LINKHAK)
 
 # -O1 -g: memcheck's reports name the test's functions and lines.
 $(BUILD)/valgrind_test: tests/c/valgrind_test.c include/hakmem.h $(LIB) | $(BUILD)
@@ -116,6 +120,7 @@ test-c:: $(HT_BINS) $(LIB)
 	@grep -q "atexit handler freed" $(BUILD)/lifecycle.out && grep -q "static destructor freed" $(BUILD)/lifecycle.out \
 		|| { echo "lifecycle: the frees after main did not run"; exit 1; }
 	tests/valgrind.sh $(BUILD) $(abspath $(LIB))
+	tests/prof.sh $(BUILD)
 	HAK_LIB=$(abspath $(LIB)) tests/programs.sh
 	tests/usage.sh
 

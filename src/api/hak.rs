@@ -60,6 +60,30 @@ pub extern "C" fn hak_stat(name: *const c_char, out: *mut u64) -> i32 {
     }
 }
 
+/// Writes a heap profile of the sampled blocks live now to `path`: 0, or
+/// -1 with errno ENOTSUP (HAKMEM_PROF is off), EINVAL (null path) or the
+/// error of the write.
+#[no_mangle]
+pub extern "C" fn hak_prof_dump(path: *const c_char) -> i32 {
+    if path.is_null() {
+        errno::set_errno(errno::Errno(libc::EINVAL));
+        return -1;
+    }
+    if !crate::config::prof() {
+        errno::set_errno(errno::Errno(libc::ENOTSUP));
+        return -1;
+    }
+    // SAFETY: the caller passes a NUL-terminated path (the C contract).
+    if crate::prof::dump(unsafe { core::ffi::CStr::from_ptr(path) }) {
+        0
+    } else {
+        if errno::errno().0 == 0 {
+            errno::set_errno(errno::Errno(libc::EIO));
+        }
+        -1
+    }
+}
+
 /// Gives free memory back to the kernel now: 1 if any was, else 0.
 #[no_mangle]
 pub extern "C" fn hak_trim() -> i32 {
