@@ -119,8 +119,6 @@ test-c:: $(HT_BINS) $(LIB)
 	@cat $(BUILD)/lifecycle.out
 	@grep -q "atexit handler freed" $(BUILD)/lifecycle.out && grep -q "static destructor freed" $(BUILD)/lifecycle.out \
 		|| { echo "lifecycle: the frees after main did not run"; exit 1; }
-	tests/valgrind.sh $(BUILD) $(abspath $(LIB))
-	tests/prof.sh $(BUILD)
 	HAK_LIB=$(abspath $(LIB)) tests/programs.sh
 	tests/usage.sh
 

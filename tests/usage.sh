@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's ways of using hakmem, each as written: the header as C and
 # C++, make install + pkg-config (linked, no LD_PRELOAD), the bin/hakmem
-# wrapper, and the Rust GlobalAlloc example. Each run proves hakmem served it.
+# wrapper, the Rust GlobalAlloc example (with hakmem::stats()), heap
+# profiles read by google-pprof (tests/prof.sh) and memcheck's reports
+# (tests/valgrind.sh). Each run proves hakmem served it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,3 +66,8 @@ pass "bin/hakmem runs a program preloaded (stats line seen)"
 out=$(cargo run --release --quiet --example global_alloc 2>&1) || fail "global_alloc example: $out"
 [[ "$out" == *"global_alloc: ok:"* ]] || fail "global_alloc example printed: $out"
 pass "Rust #[global_allocator]: $out"
+
+# Heap profiles and valgrind, as the README shows them (their programs are
+# built by make test-c).
+tests/prof.sh build
+tests/valgrind.sh build "$PWD/target/release/libhakmem.so"
