@@ -190,6 +190,20 @@ add_job churn_2k_4k 64 "churn -t $CHURN_THREADS -b 64 -k 50 -m 2048 -M 4096 -w 3
 for thp in never default always; do
     add_job "bigheap_thp_$thp" 1 "HAKMEM_THP=$thp bigheap -g $BIGHEAP_MIB -m 64 -M 4096 -n $BIGHEAP_STEPS -S 42"
 done
+# prog_<name>: real programs from Debian on allocation-heavy workloads
+# (scripts/program-bench.sh: python3, sqlite3, sort, gcc, perl, ruby), each
+# output checked against a run without preload and hakmem's stats line
+# checked once: seconds = wall time, rss_kib = peak RSS.  Skipped by name
+# when the program cannot be installed.
+for prog in python3 sqlite3 sort gcc perl ruby; do
+    selected "prog_$prog" || continue
+    if bash scripts/program-bench.sh --install "$prog"; then
+        add_job "prog_$prog" 1 "script:program-bench.sh $prog"
+    else
+        note "SKIPPING prog_$prog: $prog not installed and could not be installed"
+        SKIPPED_JOBS+=("prog_$prog")
+    fi
+done
 # redis_idle: Debian's redis-server with the allocator preloaded, loaded by
 # redis-benchmark (SET on 100,000 random keys, LPUSH, 200-byte values,
 # REDIS_REQUESTS each), then FLUSHALL and 3 s idle: rss_after_load_kib and
@@ -281,6 +295,8 @@ run_one() {
             metrics=("rss_kib=$(field peak_kib "$out")" "final_rss_kib=$(field final_kib "$out")") ;;
         memory_bigblocks)
             metrics=("rss_kib=$(field peak_kib "$out")" "seconds=$(field seconds "$out")") ;;
+        prog_*)
+            metrics=("seconds=$(field seconds "$out")" "rss_kib=$(field rss_kib "$out")") ;;
         bigheap_*)
             metrics=("ops_per_sec=$(field ops_per_sec "$out")" "seconds=$(field seconds "$out")"
                      "rss_kib=$(field peak_kib "$out")") ;;
@@ -327,6 +343,7 @@ run_one() {
                         'BEGIN { printf "%.2fM ops/s, %d KiB peak\n", v / 1e6, p }' >&2 ;;
         quiet_*) echo "$(field growth_kib "$out") KiB growth, $(field after_free_kib "$out") KiB after free" >&2 ;;
         churn_*) echo "$(field seconds "$out") s, $(field final_kib "$out") KiB at the end" >&2 ;;
+        prog_*) echo "$(field seconds "$out") s, $(field rss_kib "$out") KiB peak" >&2 ;;
         redis_*) echo "$(field rss_after_load_kib "$out") KiB loaded, $(field rss_idle_kib "$out") KiB idle" >&2 ;;
         memory_*) echo "$(field peak_kib "$out") KiB peak" >&2 ;;
         *) awk -v v="$(field ops_per_sec "$out")" 'BEGIN { printf "%.2fM ops/s\n", v / 1e6 }' >&2 ;;

@@ -44,6 +44,8 @@ MEMORY_ROWS = [  # (benchmark prefix, metric, label suffix)
     ("redis_", "rss_idle_kib", "idle RSS"),
     ("larson_", "peak_rss_kib", "peak RSS"),
     ("random_mixed_16_1024", "peak_rss_kib", "peak RSS"),
+    ("prog_", "seconds", "time"),
+    ("prog_", "rss_kib", "peak RSS"),
 ]
 
 
