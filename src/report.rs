@@ -148,40 +148,21 @@ pub fn lookup(name: &str) -> Result<u64, Missing> {
 
 type Field<T> = (&'static str, fn(&T) -> u64);
 
-const FIELDS: [Field<Stats>; 14] = [
-    ("mapped", |s| s.mapped),
-    ("active", |s| s.active),
-    ("dirty", |s| s.dirty),
-    ("metadata", |s| s.metadata),
-    ("resident", |s| s.resident),
-    ("retained", |s| s.retained),
-    ("bigcache", |s| s.bigcache),
-    ("superslabs", |s| s.superslabs),
-    ("superslabs_peak", |s| s.superslabs_peak),
-    ("big_blocks", |s| s.big_blocks),
-    ("threads", |s| s.threads),
-    ("purges", |s| s.purges),
-    ("returned", |s| s.returned),
-    ("peak_rss", |s| s.peak_rss),
-];
+/// A table of `Field`s, each named as its struct field.
+macro_rules! fields {
+    ($t:ty: $($f:ident),* $(,)?) => {
+        [$((stringify!($f), (|s: &$t| s.$f) as fn(&$t) -> u64)),*]
+    };
+}
 
-const COUNTED: [Field<Counted>; 6] = [
-    ("allocated", |c| c.allocated),
-    ("thread_cache", |c| c.thread_cache),
-    ("mallocs", |c| c.mallocs),
-    ("frees", |c| c.frees),
-    ("remote_frees", |c| c.remote_frees),
-    ("cache_hit_percent", |c| c.cache_hit_percent),
-];
+const FIELDS: [Field<Stats>; 14] = fields!(Stats:
+    mapped, active, dirty, metadata, resident, retained, bigcache, superslabs,
+    superslabs_peak, big_blocks, threads, purges, returned, peak_rss);
 
-const CLASS_FIELDS: [Field<ClassCounts>; 6] = [
-    ("size", |k| k.size),
-    ("mallocs", |k| k.mallocs),
-    ("frees", |k| k.frees),
-    ("live", |k| k.live),
-    ("peak", |k| k.peak),
-    ("cached", |k| k.cached),
-];
+const COUNTED: [Field<Counted>; 6] =
+    fields!(Counted: allocated, thread_cache, mallocs, frees, remote_frees, cache_hit_percent);
+
+const CLASS_FIELDS: [Field<ClassCounts>; 6] = fields!(ClassCounts: size, mallocs, frees, live, peak, cached);
 
 fn class_field(k: &ClassCounts, field: &str) -> Option<u64> {
     CLASS_FIELDS.iter().find(|(n, _)| *n == field).map(|(_, f)| f(k))
