@@ -178,8 +178,9 @@ pub fn print(fd: i32) -> bool {
     }
 }
 
-/// One `hakmem: stats: pid=… memory …` line with the totals, then one
-/// `hakmem: stats: class …` line per size class that saw any use.
+/// One `hakmem: stats: pid=…` line with the totals, a `hakmem: stats:
+/// counts …` line when statistics are on, then one `hakmem: stats: class …`
+/// line per size class that saw any use.
 fn print_text(fd: i32) -> bool {
     let s = stats();
     let mut line = Line::new();
