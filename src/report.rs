@@ -128,21 +128,22 @@ pub fn lookup(name: &str) -> Result<u64, Missing> {
     if let Some(rest) = name.strip_prefix("class.") {
         let (index, field) = rest.split_once('.').ok_or(Missing::Unknown)?;
         let k = index.parse().ok().and_then(stats::class).ok_or(Missing::Unknown)?;
-        let v = class_field(&k, field).ok_or(Missing::Unknown)?;
-        return if config::stats() || field == "size" { Ok(v) } else { Err(Missing::NotCounted) };
+        let f = find(&CLASS_FIELDS, field).ok_or(Missing::Unknown)?;
+        return if config::stats() || field == "size" { Ok(f(&k)) } else { Err(Missing::NotCounted) };
     }
-    let s = stats();
-    if let Some(&(_, f)) = FIELDS.iter().find(|(n, _)| *n == name) {
-        return Ok(f(&s));
+    if let Some(f) = find(&FIELDS, name) {
+        return Ok(f(&stats()));
     }
-    let counted = COUNTED.iter().find(|(n, _)| *n == name).map(|&(_, f)| f);
-    if counted.is_none() && stats::counter_named(name).is_none() {
+    let (field, counter) = (find(&COUNTED, name), stats::counter_named(name));
+    if field.is_none() && counter.is_none() {
         return Err(Missing::Unknown);
     }
-    match (s.counted, counted) {
-        (Some(c), Some(f)) => Ok(f(&c)),
-        (Some(_), None) => stats::counter_named(name).ok_or(Missing::Unknown),
-        (None, _) => Err(Missing::NotCounted),
+    if !config::stats() {
+        return Err(Missing::NotCounted);
+    }
+    match field {
+        Some(f) => Ok(f(&counted((pool::footprint() + big::footprint()).in_use))),
+        None => counter.ok_or(Missing::Unknown),
     }
 }
 
@@ -164,8 +165,9 @@ const COUNTED: [Field<Counted>; 6] =
 
 const CLASS_FIELDS: [Field<ClassCounts>; 6] = fields!(ClassCounts: size, mallocs, frees, live, peak, cached);
 
-fn class_field(k: &ClassCounts, field: &str) -> Option<u64> {
-    CLASS_FIELDS.iter().find(|(n, _)| *n == field).map(|(_, f)| f(k))
+/// The reader of the field named `name` in `table`.
+fn find<T>(table: &[Field<T>], name: &str) -> Option<fn(&T) -> u64> {
+    table.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
 }
 
 /// Writes the report to `fd`, as text or JSON (`HAKMEM_STATS=json`); false

@@ -23,8 +23,7 @@ pub extern "C" fn hak_version() -> *const c_char {
 pub extern "C" fn hak_stats_print(fd: i32) -> i32 {
     // SAFETY: F_GETFD only inspects the descriptor table.
     if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        errno::set_errno(errno::Errno(libc::EBADF));
-        return -1;
+        return fail(libc::EBADF);
     }
     if crate::report::print(fd) {
         0
@@ -38,10 +37,6 @@ pub extern "C" fn hak_stats_print(fd: i32) -> i32 {
 /// EINVAL (a null argument, or a name that is not UTF-8).
 #[no_mangle]
 pub extern "C" fn hak_stat(name: *const c_char, out: *mut u64) -> i32 {
-    let fail = |code| {
-        errno::set_errno(errno::Errno(code));
-        -1
-    };
     if name.is_null() || out.is_null() {
         return fail(libc::EINVAL);
     }
@@ -66,12 +61,10 @@ pub extern "C" fn hak_stat(name: *const c_char, out: *mut u64) -> i32 {
 #[no_mangle]
 pub extern "C" fn hak_prof_dump(path: *const c_char) -> i32 {
     if path.is_null() {
-        errno::set_errno(errno::Errno(libc::EINVAL));
-        return -1;
+        return fail(libc::EINVAL);
     }
     if !crate::config::prof() {
-        errno::set_errno(errno::Errno(libc::ENOTSUP));
-        return -1;
+        return fail(libc::ENOTSUP);
     }
     // SAFETY: the caller passes a NUL-terminated path (the C contract).
     if crate::prof::dump(unsafe { core::ffi::CStr::from_ptr(path) }) {
@@ -82,6 +75,12 @@ pub extern "C" fn hak_prof_dump(path: *const c_char) -> i32 {
         }
         -1
     }
+}
+
+/// The C error return: -1 with errno `code`.
+fn fail(code: i32) -> i32 {
+    errno::set_errno(errno::Errno(code));
+    -1
 }
 
 /// Gives free memory back to the kernel now: 1 if any was, else 0.
