@@ -74,7 +74,6 @@ pub fn checked() -> bool {
     stats() || harden() || prof() || crate::valgrind::active()
 }
 
-
 /// Transparent huge pages for hakmem's 2 MiB-aligned mappings.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]

@@ -52,11 +52,11 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// At start-up, when profiling is on: maps the table (untouched pages stay
 /// free), loads the unwinder and draws the first interval. Profiling stays
 /// off (no sample is taken) if the table cannot be mapped.
-pub fn start() -> bool {
+pub fn start() {
     let keys = os::map(SLOTS * core::mem::size_of::<AtomicUsize>());
     let samples = os::map(SLOTS * core::mem::size_of::<Sample>());
     if keys.is_null() || samples.is_null() {
-        return false;
+        return;
     }
     // The first backtrace loads the unwinder (dlopen, which allocates):
     // done here, from hakmem's constructor on a thread whose allocations go
@@ -68,7 +68,6 @@ pub fn start() -> bool {
     COUNTDOWN.store(next_interval(), Ordering::Relaxed);
     SAMPLES.store(samples.cast(), Ordering::Relaxed);
     KEYS.store(keys.cast(), Ordering::Release);
-    true
 }
 
 /// Block `p` of `size` bytes was handed out: sampled when the countdown
@@ -198,6 +197,12 @@ pub fn dump(path: &CStr) -> bool {
     ok &= copy_maps(fd);
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
+    let dropped = DROPPED.load(Ordering::Relaxed);
+    if dropped > 0 {
+        let mut line = Line::new();
+        line.str("hakmem: heap profile: ").dec(dropped).str(" samples found no slot and are missing from it");
+        line.write_to(2);
+    }
     ok
 }
 

@@ -16,7 +16,6 @@ const FREELIKE_BLOCK: usize = 0x1302;
 /// memcheck's requests start at its tool base, ('M' << 24) | ('C' << 16).
 const MEMCHECK: usize = (b'M' as usize) << 24 | (b'C' as usize) << 16;
 const MAKE_MEM_NOACCESS: usize = MEMCHECK;
-const MAKE_MEM_UNDEFINED: usize = MEMCHECK + 1;
 const MAKE_MEM_DEFINED: usize = MEMCHECK + 2;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -73,18 +72,10 @@ pub fn freelike(p: *mut u8) {
     }
 }
 
-/// hakmem is about to write `len` bytes of a free block (a link, a mark):
-/// allowed, contents undefined.
+/// hakmem is about to read or write `len` bytes of a free block (its
+/// link): accessible, and defined, since hakmem wrote them.
 #[inline(always)]
-pub fn open_for_write(p: *mut u8, len: usize) {
-    if active() {
-        request(0, [MAKE_MEM_UNDEFINED, p as usize, len, 0, 0, 0]);
-    }
-}
-
-/// hakmem is about to read `len` bytes it wrote into a free block.
-#[inline(always)]
-pub fn open_for_read(p: *mut u8, len: usize) {
+pub fn open(p: *mut u8, len: usize) {
     if active() {
         request(0, [MAKE_MEM_DEFINED, p as usize, len, 0, 0, 0]);
     }

@@ -54,7 +54,7 @@ impl Block {
 #[cold]
 unsafe fn tracked<R>(b: *mut Block, f: impl FnOnce(*mut Block) -> R) -> R {
     let (p, len) = (b as *mut u8, core::mem::size_of::<Block>());
-    valgrind::open_for_read(p, len);
+    valgrind::open(p, len);
     let r = f(b);
     valgrind::close(p, len);
     r

@@ -1,7 +1,8 @@
-//! Checked mode: with statistics (HAKMEM_STATS), hardening (HAKMEM_HARDEN)
-//! or valgrind on, a heap's fast bins stay empty and have no room, so every malloc and
-//! free of a slab block comes here, to the same bins one step later. Default
-//! mode pays nothing for either: its fast paths have no test for them. Every
+//! Checked mode: with statistics (HAKMEM_STATS), hardening (HAKMEM_HARDEN),
+//! profiling (HAKMEM_PROF) or valgrind on, a heap's fast bins stay empty
+//! and have no room, so every malloc and free of a slab block comes here,
+//! to the same bins one step later. Default mode pays nothing for any of
+//! them: its fast paths have no test for them. Every
 //! miss on a live heap comes through here (`alloc_miss`, `free_miss`), so the
 //! mode is tested in this file alone; whether statistics and hardening are
 //! on is `config`'s to say.
