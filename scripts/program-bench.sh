@@ -37,10 +37,9 @@ program_of() { case "$1" in python3) echo /usr/bin/python3 ;; *) command -v "$1"
 if [[ "$1" == --install ]]; then
     pkg=$(package_of "$2") || usage
     [[ -x "$(program_of "$2")" ]] && exit 0
-    [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null || exit 1
+    source "$(dirname "$0")/apt-install.sh"
     echo "program-bench: installing $pkg" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1; } || true
+    apt_install "$pkg" || true
     [[ -x "$(program_of "$2")" ]]
     exit
 fi

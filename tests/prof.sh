@@ -12,10 +12,8 @@ cd "$(dirname "$0")/.."
 BUILD=$1
 
 fail() { echo "prof: FAIL $*" >&2; exit 1; }
-if ! command -v google-pprof >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q google-perftools >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q google-perftools >/dev/null 2>&1; } || true
-fi
+source scripts/apt-install.sh
+command -v google-pprof >/dev/null || apt_install google-perftools || true
 if ! command -v google-pprof >/dev/null; then
     echo "prof: SKIPPED (google-pprof is not installed and could not be: package google-perftools)"
     exit 0

@@ -9,12 +9,9 @@ cd "$(dirname "$0")/.."
 
 fail() { echo "usage: FAIL $*" >&2; exit 1; }
 pass() { echo "PASS $*"; }
+source scripts/apt-install.sh
 need() { # command, Debian package
-    command -v "$1" >/dev/null && return 0
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1 \
-            || { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1; } || true
-    fi
+    command -v "$1" >/dev/null || apt_install "$2" || true
     command -v "$1" >/dev/null || fail "$1 is missing and could not be installed (package $2)"
 }
 need pkg-config pkg-config

@@ -11,10 +11,8 @@ cd "$(dirname "$0")/.."
 BUILD=$1 LIB=$2
 
 fail() { echo "valgrind: FAIL $*" >&2; exit 1; }
-if ! command -v valgrind >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null 2>&1; } || true
-fi
+source scripts/apt-install.sh
+command -v valgrind >/dev/null || apt_install valgrind || true
 if ! command -v valgrind >/dev/null; then
     echo "valgrind: SKIPPED (valgrind is not installed and could not be)"
     exit 0
