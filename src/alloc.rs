@@ -199,6 +199,9 @@ pub fn free(p: *mut u8, who: &str) {
             // lands on a bin of the TLS heap (this thread's own, or the
             // sentinel whose bins have no room so push does not write).
             let bin = unsafe { &mut *(heap as *mut u8).add(offset).cast::<Bin>() };
+            if bin.newest() == p {
+                diag::double_free(who, a);
+            }
             if bin.push(p) {
                 return;
             }

@@ -61,6 +61,14 @@ impl Bin {
         Some(p)
     }
 
+    /// The most recently pushed block (null when empty): free compares with
+    /// it, which catches a block freed twice in a row for one load it makes
+    /// anyway, without touching the block.
+    #[inline(always)]
+    pub fn newest(&self) -> *mut u8 {
+        self.head
+    }
+
     /// Keeps `p`; false (and nothing kept) when the bin is full.
     #[inline(always)]
     pub fn push(&mut self, p: *mut u8) -> bool {

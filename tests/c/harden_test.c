@@ -114,6 +114,7 @@ struct expect {
 
 static const struct expect cases[] = {
     { "double_free", "1", "free(): double free " },
+    { "double_free", "0", "free(): double free " }, /* twice in a row: default mode too */
     { "double_free_other_thread", "1", "free(): double free " },
     { "double_free_after_flush", "1", "free(): double free " },
     { "write_after_free", "0", "corrupted free list at " },
