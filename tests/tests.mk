@@ -18,7 +18,7 @@ HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test $(BUILD)/stat_test \
               $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so $(BUILD)/thp_test \
               $(BUILD)/valgrind_test $(BUILD)/valgrind_test_plain $(BUILD)/prof_test \
-              $(BUILD)/new_test_plain
+              $(BUILD)/new_test_plain $(BUILD)/misuse
 
 .PHONY: test-c-glibc
 
@@ -35,6 +35,11 @@ $(BUILD)/threads_test: tests/c/threads_test.c include/hakmem.h $(LIB) | $(BUILD)
 
 $(BUILD)/harden_test: tests/c/harden_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+# Heap-misuse cases for scripts/misuse.sh: plain, so any allocator can be
+# preloaded; -fno-builtin keeps every misuse a real call.
+$(BUILD)/misuse: tests/c/misuse.c | $(BUILD)
+	$(CC) $(CFLAGS) -fno-builtin -o $@ $<
 
 $(BUILD)/purge_test: tests/c/purge_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
