@@ -86,6 +86,21 @@ pub fn invalid_pointer(func: &str, ptr: usize) -> ! {
     abort()
 }
 
+/// Reports a write into a free block, found when it was to be handed out
+/// (hardened mode), and aborts.
+#[cold]
+#[inline(never)]
+pub fn write_after_free(at: usize, block: usize) -> ! {
+    Line::new()
+        .str("hakmem: write after free at ")
+        .hex(at)
+        .str(" (block ")
+        .hex(block)
+        .str(", found when malloc was to hand it out)")
+        .write_to(2);
+    abort()
+}
+
 /// Reports a block freed twice (found by hardened mode) and aborts.
 #[cold]
 #[inline(never)]

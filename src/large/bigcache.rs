@@ -115,8 +115,9 @@ pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) {
 /// it is too small or too big to keep (the caller unmaps it then).
 pub fn put(addr: usize, size: usize) -> bool {
     // Under valgrind freed ranges are unmapped: memcheck would see hakmem's
-    // new headers in a reused range as writes to a freed block.
-    if !(MIN_RANGE..=MAX_RANGE).contains(&size) || valgrind::active() {
+    // new headers in a reused range as writes to a freed block. Hardened,
+    // they are unmapped too, so that a use after free faults.
+    if !(MIN_RANGE..=MAX_RANGE).contains(&size) || valgrind::active() || config::harden() {
         return false;
     }
     let now = now_ms();

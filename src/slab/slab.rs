@@ -9,9 +9,11 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
+use crate::config;
 use crate::diag;
 use crate::os::random;
 use crate::size_class::{block_magic, is_block_start};
+use crate::slab::free_mark;
 use crate::stats::{self, Counter};
 use crate::valgrind;
 
@@ -135,9 +137,16 @@ impl Slab {
             }
             n += 1;
         }
+        let key = if config::harden() { random::secret() } else { 0 };
         while n < want && self.bump < self.end {
             // SAFETY: bump < end keeps the block inside the slab; `out` has room.
-            unsafe { *out.add(n) = self.start.add(self.bump as usize) };
+            let b = unsafe { self.start.add(self.bump as usize) };
+            if key != 0 {
+                // Marked as a freed block is, for the hand-out check.
+                free_mark::mark(b, self.size as usize, key);
+            }
+            // SAFETY: as above.
+            unsafe { *out.add(n) = b };
             self.bump += self.size;
             n += 1;
         }

@@ -84,6 +84,23 @@ impl Bin {
         true
     }
 
+    /// `push`, but `p` goes below the newest block, so that the next pop
+    /// hands out that one and `p` waits (hardened mode's delayed reuse).
+    #[inline(always)]
+    pub fn push_below_newest(&mut self, p: *mut u8) -> bool {
+        if self.head.is_null() {
+            return self.push(p);
+        }
+        if self.top >= self.limit {
+            return false;
+        }
+        self.top = self.top.wrapping_add(1);
+        // SAFETY: as in push: the new top is within the cap + 1 slots, and
+        // above base[0] since the bin held a block.
+        unsafe { *self.top = p };
+        true
+    }
+
     pub fn count(&self) -> usize {
         if self.head.is_null() {
             0
@@ -251,6 +268,19 @@ mod tests {
         b.settle(0);
         assert!(b.push(4 as *mut u8));
         assert_eq!(b.pop(), Some(4 as *mut u8));
+    }
+
+    #[test]
+    fn a_block_pushed_below_the_newest_is_popped_second() {
+        let mut store = [core::ptr::null_mut::<u8>(); 5];
+        let mut b = Bin::new(store.as_mut_ptr(), 3);
+        assert!(b.push_below_newest(1 as *mut u8));
+        assert!(b.push_below_newest(2 as *mut u8));
+        assert!(b.push_below_newest(3 as *mut u8));
+        assert!(!b.push_below_newest(4 as *mut u8));
+        let order: Vec<usize> = (0..3).map(|_| b.pop().unwrap() as usize).collect();
+        assert_eq!(order, [1, 3, 2]);
+        assert_eq!(b.pop(), None);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! A free that finds the mark is a double free, whichever thread freed first
 //! and wherever the block waits (cache, slab list, remote list: those use the
 //! first word only). Blocks of the 8-byte class have no second word, so
-//! hardened mode serves those requests from the 16-byte class.
+//! hardened mode serves those requests from the 16-byte class. It also
+//! caches a freed block below the newest one, so that the next malloc of
+//! its class is not handed the block just freed.
 //!
 //! Under valgrind, each block handed out and freed here is announced to
 //! memcheck (`valgrind.rs`), which then reports leaks and uses after free.
@@ -21,6 +23,7 @@ use crate::config;
 use crate::diag;
 use crate::os::random;
 use crate::size_class::CLASS_SIZE;
+use crate::slab::free_mark;
 use crate::stats;
 use crate::thread::heap::Heap;
 use crate::valgrind;
@@ -60,7 +63,7 @@ pub fn free_miss(h: &mut Heap, c: usize, p: *mut u8) {
         return h.overflow(c, p);
     }
     if h.mark_key != 0 {
-        check_and_mark(p, h.mark_key);
+        check_and_mark(p, c, h.mark_key);
     }
     valgrind::freelike(p);
     if config::stats() {
@@ -110,8 +113,9 @@ fn take(h: &mut Heap, c: usize) -> (*mut u8, usize, bool) {
         valgrind::malloclike(p, CLASS_SIZE[c] as usize, false);
     }
     if key != 0 && !p.is_null() {
-        // SAFETY: p is a block of at least 16 bytes that we own.
-        unsafe { *mark_slot(p) = 0 };
+        if let Some(at) = free_mark::check_and_clear(p, CLASS_SIZE[c] as usize, key) {
+            diag::write_after_free(p as usize + at, p as usize);
+        }
     }
     (p, c, hit)
 }
@@ -119,7 +123,8 @@ fn take(h: &mut Heap, c: usize) -> (*mut u8, usize, bool) {
 /// Caches `p`; false if the bin was full (and overflowed).
 #[inline(always)]
 fn put(h: &mut Heap, c: usize, p: *mut u8) -> bool {
-    if h.checked_bin(c).push(p) {
+    let kept = if h.mark_key != 0 { h.checked_bin(c).push_below_newest(p) } else { h.checked_bin(c).push(p) };
+    if kept {
         return true;
     }
     h.overflow(c, p);
@@ -130,27 +135,20 @@ fn put(h: &mut Heap, c: usize, p: *mut u8) -> bool {
 pub fn note_free(c: usize, p: *mut u8) {
     let key = mark_key();
     if key != 0 {
-        check_and_mark(p, key);
+        check_and_mark(p, c, key);
     }
     valgrind::freelike(p);
     stats::class_free(c, false);
 }
 
-/// Reports `p` if it carries the free mark, then marks it.
+/// Reports `p`, a block of class `c`, if it carries the free mark, then
+/// marks and poisons it.
 #[inline]
-fn check_and_mark(p: *mut u8, key: usize) {
-    let mark = p as usize ^ key;
-    // SAFETY: p is the start of a block of a live slab (free checked it);
-    // blocks are at least 16 bytes in hardened mode.
-    unsafe {
-        if *mark_slot(p) == mark {
-            diag::double_free("free", p as usize);
-        }
-        *mark_slot(p) = mark;
+fn check_and_mark(p: *mut u8, c: usize, key: usize) {
+    // p is the start of a block of a live slab (free checked it); blocks are
+    // at least 16 bytes in hardened mode.
+    if free_mark::is_marked(p, key) {
+        diag::double_free("free", p as usize);
     }
-}
-
-fn mark_slot(p: *mut u8) -> *mut usize {
-    // SAFETY (of the callers' use): the second word of a block of 16+ bytes.
-    p.cast::<usize>().wrapping_add(1)
+    free_mark::mark(p, CLASS_SIZE[c] as usize, key);
 }

@@ -82,6 +82,30 @@ static int run_case(const char *name)
                 blocks[i] = malloc(64);
         return 0;
     }
+    if (strcmp(name, "write_after_free_cached") == 0) {
+        /* A write into a block waiting in the cache (its link word is not
+         * in use there) is found when the block is to be handed out. */
+        char *p = malloc(100);
+        char *volatile stale = p;
+        printf("%p\n", (void *)(p + 24));
+        fflush(stdout);
+        free(p);
+        stale[24] = 1; /* the bug under test: a field in bytes 16..32 */
+        for (int i = 0; i < 4; i++)
+            sink = malloc(100);
+        return 0;
+    }
+    if (strcmp(name, "no_immediate_reuse") == 0) {
+        /* Hardened, the block just freed is not the next one handed out. */
+        char *p = malloc(40), *q = malloc(40);
+        printf("%p\n", (void *)p);
+        fflush(stdout);
+        free(p);
+        char *r = malloc(40);
+        free(q);
+        free(r);
+        return r == p ? 5 : 0;
+    }
     if (strcmp(name, "clean") == 0) {
         /* Hardened mode must not change what a correct program sees. */
         enum { N = 4096 };
@@ -119,6 +143,8 @@ static const struct expect cases[] = {
     { "double_free_after_flush", "1", "free(): double free " },
     { "write_after_free", "0", "corrupted free list at " },
     { "write_after_free", "1", "corrupted free list at " },
+    { "write_after_free_cached", "1", "write after free at " },
+    { "no_immediate_reuse", "1", NULL },
     { "clean", "1", NULL },
     { "clean", "0", NULL },
 };

@@ -55,13 +55,16 @@ int main()
         CHECK(from_hakmem(reinterpret_cast<void *>(aligned_new)), "aligned new is not hakmem's");
     }
 
-    // A block given back by delete is the next one new hands out.
+    // A block given back by delete is one of the next two new hands out
+    // (the next in default mode; hardened mode hands out one other first).
     int *a = new int(7);
     std::uintptr_t first = reinterpret_cast<std::uintptr_t>(a);
     delete a;
-    int *b = new int(8);
-    CHECK(first == reinterpret_cast<std::uintptr_t>(b), "delete did not give the block back");
+    int *b = new int(8), *c = new int(9);
+    CHECK(first == reinterpret_cast<std::uintptr_t>(b) || first == reinterpret_cast<std::uintptr_t>(c),
+          "delete did not give the block back");
     delete b;
+    delete c;
     char *arr = new char[100];
     std::memset(arr, 1, 100);
     delete[] arr;
