@@ -19,7 +19,7 @@ LAYERS = {
     "purge": 4,
     "thread": 3,
     "slab": 2, "large": 2, "bootstrap": 2, "foreign": 2,
-    "os": 0, "size_class": 0, "sync": 0, "config": 0, "stats": 0, "diag": 0, "valgrind": 0, "prof": 0,
+    "os": 0, "size_class": 0, "sync": 0, "config": 0, "stats": 0, "diag": 0, "canary": 0, "valgrind": 0, "prof": 0,
 }
 
 

@@ -86,17 +86,20 @@ pub fn invalid_pointer(func: &str, ptr: usize) -> ! {
     abort()
 }
 
-/// Reports a write into a free block, found when it was to be handed out
-/// (hardened mode), and aborts.
+/// Reports a write into a free block (hardened mode) and aborts; `found`
+/// says when it was found: `hakmem: write after free at 0x… (block 0x…,
+/// found when malloc was to hand it out)`.
 #[cold]
 #[inline(never)]
-pub fn write_after_free(at: usize, block: usize) -> ! {
+pub fn write_after_free(at: usize, block: usize, found: &str) -> ! {
     Line::new()
         .str("hakmem: write after free at ")
         .hex(at)
         .str(" (block ")
         .hex(block)
-        .str(", found when malloc was to hand it out)")
+        .str(", found when ")
+        .str(found)
+        .str(")")
         .write_to(2);
     abort()
 }
@@ -106,6 +109,57 @@ pub fn write_after_free(at: usize, block: usize) -> ! {
 #[inline(never)]
 pub fn double_free(func: &str, ptr: usize) -> ! {
     Line::new().str("hakmem: ").str(func).str("(): double free ").hex(ptr).write_to(2);
+    abort()
+}
+
+/// Reports bytes written past the end of a block (hardened mode's tail,
+/// checked by free, realloc and malloc_usable_size) and aborts:
+/// `hakmem: heap overflow past 0x… (block of 48 bytes, 1 byte written past
+/// the end)`. `at_least`: the damage reaches the end of the checked tail.
+#[cold]
+#[inline(never)]
+pub fn heap_overflow(block: usize, size: usize, written: usize, at_least: bool) -> ! {
+    let mut l = Line::new();
+    l.str("hakmem: heap overflow past ").hex(block).str(" (block of ").dec(size as u64).str(" bytes, ");
+    if at_least {
+        l.str("at least ");
+    }
+    l.dec(written as u64).str(if written == 1 { " byte" } else { " bytes" }).str(" written past the end)").write_to(2);
+    abort()
+}
+
+/// Reports a block whose head (hardened mode: the 16 bytes before it) was
+/// overwritten, by a write before its start, and aborts.
+#[cold]
+#[inline(never)]
+pub fn heap_underflow(block: usize) -> ! {
+    Line::new()
+        .str("hakmem: heap underflow before ")
+        .hex(block)
+        .str(" (the 16 bytes before the block were overwritten)")
+        .write_to(2);
+    abort()
+}
+
+/// Reports an access to a guard page (hardened mode: the page past a big
+/// block's end), from the fault handler, and aborts.
+#[cold]
+#[inline(never)]
+pub fn guard_page_hit(at: usize) -> ! {
+    Line::new()
+        .str("hakmem: heap overflow at ")
+        .hex(at)
+        .str(" (the guard page past the end of a big block)")
+        .write_to(2);
+    abort()
+}
+
+/// Reports an access to a freed big block (hardened mode's quarantine),
+/// from the fault handler, and aborts.
+#[cold]
+#[inline(never)]
+pub fn use_after_free(at: usize) -> ! {
+    Line::new().str("hakmem: use after free at ").hex(at).str(" (a freed big block)").write_to(2);
     abort()
 }
 

@@ -41,6 +41,9 @@ fn init_slow() {
     }
     config::load();
     os::random::choose_secret();
+    if config::harden() {
+        large::guard_page::install_fault_handler();
+    }
     stats::keep_stderr();
     lifecycle::create_exit_key();
     // SAFETY: the handlers are extern "C" fns that live as long as the process.

@@ -16,7 +16,8 @@
 //!   to glibc;
 //! - leaves: `os` (every system call, the page map, the process key),
 //!   `size_class`, `sync` (the lock, due times), `config`, `stats`, `diag`,
-//!   `valgrind` (client requests), `prof` (sampled heap profiles).
+//!   `canary` (hardened mode's block heads and tails), `valgrind` (client
+//!   requests), `prof` (sampled heap profiles).
 //!
 //! Nothing reachable from malloc allocates through Rust or libc: the crate
 //! is `no_std` outside its unit tests, so Rust has no heap to call here.
@@ -26,6 +27,7 @@
 pub mod alloc;
 pub mod api;
 pub mod bootstrap;
+pub mod canary;
 pub mod config;
 pub mod diag;
 pub mod foreign;

@@ -51,23 +51,25 @@ need() {
 # its children) get hakmem; helpers like sha256sum and awk stay on glibc.
 run() {
     if [ -n "${HAKTEST_PRELOAD:-}" ]; then
-        LD_PRELOAD="$HAKTEST_PRELOAD" HAKMEM_STATS=1 "$@"
+        LD_PRELOAD="$HAKTEST_PRELOAD" HAKMEM_STATS=1 HAKMEM_HARDEN="${HAKTEST_HARDEN:-0}" "$@"
     else
         "$@"
     fi
 }
 export -f run
 
-# check_case NAME WORKLOAD-FUNCTION: the two runs and the comparison.
+# check_case NAME WORKLOAD-FUNCTION [HARDEN]: the two runs and the
+# comparison; HARDEN=1 runs hakmem with HAKMEM_HARDEN=1 (a clean program must
+# not notice).
 check_case() {
-    local name=$1 fn=$2 dir="$TMP/$1" mode rc_base rc_hak
+    local name=$1 fn=$2 harden=${3:-0} dir="$TMP/$1" mode rc_base rc_hak
     local t0=$SECONDS
     for mode in base hak; do
         rm -rf "$dir/work"
         mkdir -p "$dir/work"
         local pre=
         [ "$mode" = hak ] && pre=$LIB
-        (cd "$dir/work" && HAKTEST_PRELOAD=$pre timeout 600 bash -c "$fn") \
+        (cd "$dir/work" && HAKTEST_PRELOAD=$pre HAKTEST_HARDEN=$harden timeout 600 bash -c "$fn") \
             >"$dir/$mode.out" 2>"$dir/$mode.err"
         local rc=$?
         if [ "$mode" = base ]; then rc_base=$rc; else rc_hak=$rc; fi
@@ -286,6 +288,7 @@ if need python3 python3; then
     HAKTEST_PY=$(python3 -c 'import sys; print(sys.executable)')
     export HAKTEST_PY
     check_case python3 python_workload
+    check_case "python3 hardened" python_workload 1
 else
     fail python3 "python3 is not installed and could not be installed"
 fi
@@ -321,6 +324,7 @@ fi
 
 if need sqlite3 sqlite3; then
     check_case sqlite3 sqlite_workload
+    check_case "sqlite3 hardened" sqlite_workload 1
 else
     fail sqlite3 "sqlite3 is not installed and could not be installed"
 fi

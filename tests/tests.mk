@@ -101,6 +101,7 @@ test-c:: $(HT_BINS) $(LIB)
 	$(BUILD)/threads_test
 	$(HT_PRELOAD) $(BUILD)/threads_test_plain
 	$(BUILD)/harden_test
+	HAK_LIB=$(abspath $(LIB)) tests/misuse_test.sh
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/api_test_plain
 	HAKMEM_PURGE_DELAY_MS=0 $(HT_PRELOAD) $(BUILD)/threads_test_plain
 	$(BUILD)/stress -t 4 -n 40000 -S 7

@@ -3,13 +3,18 @@
 //! its header. Freed mappings go to BigCache before the kernel, and a new
 //! block is built from cached ranges when there are any (big_pages.rs):
 //! used where one is, or moved (mremap, no copy) into a 2 MiB-aligned
-//! range. Resizing is in big_resize.rs.
+//! range. Resizing is in big_resize.rs. Hardened, freed mappings are held
+//! inaccessible for a while instead (quarantine.rs).
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::large::big_pages::{self, Pieces};
+use crate::canary;
+use crate::config;
+use crate::diag;
 use crate::large::bigcache;
+use crate::large::quarantine;
 use crate::os::pagemap::{self, REGION_SIZE};
 use crate::os::{self, PAGE};
 use crate::stats::{self, Counter, Footprint};
@@ -21,12 +26,17 @@ pub struct BigHeader {
     pub map_size: usize,
     /// User pointer minus base; 0 once the block is freed.
     pub offset: usize,
+    /// Bytes asked for: the usable size, past which the tail lies.
+    pub asked: usize,
     pub pieces: Pieces,
 }
 
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
 const HEADER: usize = 128;
-const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER);
+/// The last bytes before every block hold a pattern (`canary`), so that a
+/// write before the block's start is found.
+const FRONT_GUARD: usize = 16;
+const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER - FRONT_GUARD);
 /// Alignments above this would put the block beyond what the page map can
 /// point back from.
 pub const MAX_ALIGN: usize = REGION_SIZE << 6;
@@ -82,7 +92,9 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     };
     let h = base as *mut BigHeader;
     // SAFETY: h is the base of a mapping of map_size bytes that we own.
-    unsafe { h.write(BigHeader { magic: MAGIC, map_size, offset, pieces }) };
+    unsafe { h.write(BigHeader { magic: MAGIC, map_size, offset, asked: size, pieces }) };
+    canary::write_tail((base + offset - FRONT_GUARD) as *mut u8, FRONT_GUARD);
+    set_asked(h, size);
     mark(base, map_size, offset);
     LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
     stats::add(Counter::BigBlocks, 1);
@@ -144,16 +156,42 @@ pub fn header_of(p: usize, kind: u8) -> Option<*mut BigHeader> {
     ok.then_some(h)
 }
 
-/// Usable bytes of the block whose header is `h`.
+/// Usable bytes of the block whose header is `h`: those asked for.
 pub fn usable(h: *mut BigHeader) -> usize {
     // SAFETY: h is a live big header.
-    unsafe { (*h).map_size - (*h).offset }
+    unsafe { (*h).asked }
 }
 
-/// Frees the big block whose header is `h`: its mapping leaves the page map
-/// (a second free is then reported) and its pieces go to BigCache or the
-/// kernel.
+/// The block of `h` now holds `size` bytes (it has room for them): its
+/// tail moves past them.
+pub fn set_asked(h: *mut BigHeader, size: usize) {
+    // SAFETY: h is a live big header owned by the caller's block.
+    let (map_size, offset) = unsafe {
+        (*h).asked = size;
+        ((*h).map_size, (*h).offset)
+    };
+    canary::write_tail((h as usize + offset + size) as *mut u8, map_size - offset - size);
+}
+
+/// Reports a write just before or past the block of `h` (its front guard
+/// or tail changed).
+pub fn check(h: *mut BigHeader) {
+    // SAFETY: h is a live big header.
+    let (map_size, offset, size) = unsafe { ((*h).map_size, (*h).offset, (*h).asked) };
+    let p = h as usize + offset;
+    if canary::tail_damage((p - FRONT_GUARD) as *mut u8, FRONT_GUARD).is_some() {
+        diag::heap_underflow(p);
+    }
+    if let Some((written, at_least)) = canary::tail_damage((p + size) as *mut u8, map_size - offset - size) {
+        diag::heap_overflow(p, size, written, at_least);
+    }
+}
+
+/// Frees the big block whose header is `h`, its guards checked first: its
+/// mapping leaves the page map (a second free is then reported) and its
+/// pieces go to BigCache or the kernel.
 pub fn free(h: *mut BigHeader) {
+    check(h);
     // SAFETY: h is a live big header being given up by its only user; offset
     // 0 marks it as no longer a live block.
     let (map_size, pieces, offset) =
@@ -161,6 +199,9 @@ pub fn free(h: *mut BigHeader) {
     let base = h as usize;
     unmark(base, map_size);
     LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+    if config::harden() {
+        return quarantine::hold(base, map_size);
+    }
     if offset > REGION_SIZE {
         big_pages::unmap_range(base, map_size);
         return;

@@ -10,9 +10,9 @@ use crate::large::big_pages::{self, Pieces};
 use crate::large::bigcache;
 use crate::os::pagemap::{self, REGION_SIZE};
 
-/// Resizes the live big block whose header is `h` to `size` bytes. The
-/// block's new address, or None (the caller copies) when it cannot grow
-/// without a copy.
+/// Resizes the live big block whose header is `h` to `size` bytes (its
+/// tail follows). The block's new address, or None (the caller copies)
+/// when it cannot grow without a copy.
 pub fn resize(h: *mut BigHeader, size: usize) -> Option<*mut u8> {
     if size > isize::MAX as usize / 2 {
         return None;
@@ -29,9 +29,13 @@ pub fn resize(h: *mut BigHeader, size: usize) -> Option<*mut u8> {
     if grown {
         // SAFETY: as above.
         unsafe { (*h).map_size = new_map };
+        big::set_asked(h, size);
         return Some((h as usize + offset) as *mut u8);
     }
-    move_and_grow(h, new_map)
+    let q = move_and_grow(h, new_map)?;
+    // The header moved with the block.
+    big::set_asked((q as usize - offset) as *mut BigHeader, size);
+    Some(q)
 }
 
 fn shrink(h: *mut BigHeader, new_map: usize) {

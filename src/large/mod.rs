@@ -6,8 +6,10 @@ pub mod big;
 pub mod big_pages;
 pub mod big_resize;
 pub mod bigcache;
+pub mod guard_page;
 pub mod pool;
 pub mod pool_region;
+pub mod quarantine;
 pub mod size_table;
 
 use crate::os::clock::now_ms;
@@ -24,10 +26,16 @@ pub fn owns(kind: u8) -> bool {
 /// and whether it reads as zero; null when the size is impossible or the
 /// kernel has no memory.
 pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
-    if size <= pool::MAX_SIZE && align <= PAGE {
+    if !is_big(size, align) {
         return pool::alloc(size);
     }
     big::alloc(size, align)
+}
+
+/// Whether `alloc(size, align)` makes a big block (a mapping of its own).
+#[inline]
+pub fn is_big(size: usize, align: usize) -> bool {
+    size > pool::MAX_SIZE || align > PAGE
 }
 
 /// Frees the block at `p`, whose page-map kind is `kind` (`owns(kind)`);
@@ -53,14 +61,19 @@ pub fn usable(p: usize, kind: u8) -> Option<usize> {
     big::header_of(p, kind).map(big::usable)
 }
 
-/// Resizes a live big block to `size` bytes (more than the slabs serve)
-/// without copying it; the new address, or None when the caller must copy
-/// (a pool block, or no room).
+/// Resizes a live pool or big block to `size` bytes (more than the slabs
+/// serve) without copying it; the new address, or None when the caller must
+/// copy (no room).
 pub fn resize(p: usize, kind: u8, size: usize) -> Option<*mut u8> {
+    if kind == pagemap::POOL {
+        return pool::resize(p, size);
+    }
     if kind < pagemap::BIG_HEAD {
         return None;
     }
-    big::header_of(p, kind).and_then(|h| big_resize::resize(h, size))
+    let h = big::header_of(p, kind)?;
+    big::check(h);
+    big_resize::resize(h, size)
 }
 
 /// When the next purge of free pool runs or cached big ranges is due
@@ -80,9 +93,11 @@ pub fn purge(now: u64, force: bool) -> bool {
 pub fn lock_for_fork() {
     pool::lock_for_fork();
     bigcache::fork_lock().acquire();
+    quarantine::fork_lock().acquire();
 }
 
 pub fn unlock_after_fork() {
+    quarantine::fork_lock().release();
     bigcache::fork_lock().release();
     pool::unlock_after_fork();
 }

@@ -90,7 +90,7 @@ fn my_shard() -> usize {
 /// reads as zero; null when the kernel has no memory.
 pub fn alloc(size: usize) -> (*mut u8, bool) {
     let s = my_shard();
-    SHARD[s].alloc(s, class_of(size))
+    SHARD[s].alloc(s, class_of(size), size)
 }
 
 /// Frees the pool block at `p` (in a region the page map marks POOL) at
@@ -117,7 +117,31 @@ pub fn usable(p: usize) -> Option<usize> {
     SHARD[s].with(|_| {
         // SAFETY: the region's shard lock is held.
         let reg = unsafe { &*r };
-        reg.live_run(p).map(|_| class_size(reg.class()))
+        reg.live_run(p).map(|i| reg.asked(i))
+    })
+}
+
+/// Resizes the live pool block at `p` in place to `size` bytes when its run
+/// holds them without wasting more than half; its tail is checked first.
+/// None when `p` is not a live block or the block must move.
+pub fn resize(p: usize, size: usize) -> Option<*mut u8> {
+    let r = Region::of(p);
+    // SAFETY: the page map says a pool region is mapped at r.
+    if !unsafe { (*r).is_valid() } {
+        return None;
+    }
+    // SAFETY: as above; the shard index is fixed for the region's life.
+    let s = unsafe { (*r).shard } as usize;
+    SHARD[s].with(|_| {
+        // SAFETY: the region's shard lock is held.
+        let reg = unsafe { &mut *r };
+        let i = reg.live_run(p)?;
+        reg.check_guards(i);
+        let run = class_size(reg.class());
+        (size <= run && size > run / 2).then(|| {
+            reg.set_asked(i, size);
+            p as *mut u8
+        })
     })
 }
 
@@ -169,7 +193,7 @@ pub fn unlock_after_fork() {
 }
 
 impl Shard {
-    fn alloc(&self, index: usize, c: usize) -> (*mut u8, bool) {
+    fn alloc(&self, index: usize, c: usize, size: usize) -> (*mut u8, bool) {
         self.with(|l| {
             let r = l.region_for(index, c);
             if r.is_null() {
@@ -177,7 +201,7 @@ impl Shard {
             }
             // SAFETY: regions in this shard's lists are live; the lock is held.
             let reg = unsafe { &mut *r };
-            let block = reg.pop().unwrap_or((ptr::null_mut(), false));
+            let block = reg.pop(size).unwrap_or((ptr::null_mut(), false));
             if !block.0.is_null() {
                 l.live_bytes += class_size(c);
             }
@@ -390,7 +414,7 @@ mod tests {
         let size = class_size(c);
         let blocks: Vec<*mut u8> = (0..40)
             .map(|i| {
-                let (p, zero) = shard.alloc(0, c);
+                let (p, zero) = shard.alloc(0, c, class_size(c));
                 assert!(!p.is_null() && zero);
                 assert_eq!(p as usize % PAGE, 0);
                 // SAFETY: p is a live run of `size` bytes.
@@ -411,7 +435,7 @@ mod tests {
         }
         assert!(!free_in(&shard, blocks[0], 1000), "double free");
         assert_eq!((shard.footprint().in_use, shard.footprint().dirty), (0, 40 * size));
-        let (q, zero) = shard.alloc(0, c);
+        let (q, zero) = shard.alloc(0, c, class_size(c));
         assert_eq!(q, blocks[39], "the last freed run comes back first");
         assert!(!zero);
         assert!(free_in(&shard, q, 1000));
@@ -432,7 +456,7 @@ mod tests {
         let shard = Shard::new();
         let c = class_of(300 * 1024);
         let size = class_size(c);
-        let runs: Vec<*mut u8> = (0..3).map(|_| shard.alloc(0, c).0).collect();
+        let runs: Vec<*mut u8> = (0..3).map(|_| shard.alloc(0, c, class_size(c)).0).collect();
         for &p in &runs {
             // SAFETY: p is a live run of `size` bytes.
             unsafe { ptr::write_bytes(p, 0x5a, size) };
@@ -442,7 +466,7 @@ mod tests {
         assert_eq!(resident_pages(runs[1], size), 0);
         assert_eq!(resident_pages(runs[0], size), size / PAGE);
         assert_eq!(pagemap::kind(runs[0] as usize), pagemap::POOL);
-        assert_eq!(shard.alloc(0, c), (runs[1], true), "a purged run reads as zero");
+        assert_eq!(shard.alloc(0, c, class_size(c)), (runs[1], true), "a purged run reads as zero");
         for &p in &runs {
             assert!(free_in(&shard, p, 0));
         }

@@ -8,9 +8,13 @@
 use core::mem::size_of;
 use core::ptr;
 
+use crate::canary;
 use crate::config;
+use crate::diag;
+use crate::slab::free_mark;
+use crate::valgrind;
 use crate::os::pagemap::{self, REGION_SIZE};
-use crate::os::{self, PAGE};
+use crate::os::{self, random, PAGE};
 
 const PAGES: usize = REGION_SIZE / PAGE;
 /// Page 0 holds the header; runs start at page 1.
@@ -26,6 +30,13 @@ pub const MAX_SIZE: usize = CLASS_PAGES[RUN_CLASSES - 1] as usize * PAGE;
 const MAX_RUNS: usize = (PAGES - FIRST_RUN_PAGE) / CLASS_PAGES[0] as usize;
 
 const MAGIC: u64 = 0x68616b6d_656d504c; // "hakmemPL"
+/// Bytes of a free run that carry the free mark and poison.
+const MARKED: usize = 32;
+/// The last bytes before a live run hold a pattern (`canary`): the header
+/// page's end before the first run, the previous run's last bytes when that
+/// run is live and leaves them free. A write before the run's start is then
+/// found when it is freed.
+const FRONT_GUARD: usize = 16;
 const NIL: u8 = u8::MAX;
 /// No class yet (a region fresh from the kernel).
 const NO_CLASS: u8 = u8::MAX;
@@ -92,6 +103,9 @@ pub struct Region {
     /// When the last live run was freed (meaningful while `used == 0`).
     pub empty_since: u64,
     next_free: [u8; MAX_RUNS],
+    /// Bytes asked for by each live run's block (its usable size: a tail
+    /// past them catches overflows, `canary::write_tail`).
+    asked: [u32; MAX_RUNS],
     state: [RunState; MAX_RUNS],
     freed_at: [u64; MAX_RUNS],
     /// Run starting at each page, or NIL.
@@ -124,6 +138,7 @@ impl Region {
             (*r).dirty_list = NO_LINKS;
             (*r).run_at_page = [NIL; PAGES];
         }
+        canary::write_tail((r as usize + FIRST_RUN_PAGE * PAGE - FRONT_GUARD) as *mut u8, FRONT_GUARD);
         pagemap::set(r as usize, 1, pagemap::POOL);
         r
     }
@@ -192,14 +207,13 @@ impl Region {
     }
 
     /// Hands out a run: the most recently freed one (its pages are likely
-    /// resident and cached), else the next never-used one. Returns the run
+    /// resident and cached; `take_free_run`), else the next never-used one. Returns the run
     /// and whether it reads as zero; None when the region is full.
-    pub fn pop(&mut self) -> Option<(*mut u8, bool)> {
-        let (i, zero) = if self.free_head != NIL {
-            let i = self.free_head as usize;
-            self.free_head = self.next_free[i];
+    pub fn pop(&mut self, size: usize) -> Option<(*mut u8, bool)> {
+        let (i, zero) = if let Some(i) = self.take_free_run() {
             if self.state[i] == RunState::Dirty {
                 self.dirty -= 1;
+                self.check_mark(i, true);
             }
             (i, self.state[i] == RunState::Clean)
         } else if self.carved < self.runs {
@@ -210,7 +224,85 @@ impl Region {
         };
         self.state[i] = RunState::Live;
         self.used += 1;
+        self.set_asked(i, size);
         Some((self.run_addr(i) as *mut u8, zero))
+    }
+
+    /// Bytes asked for by live run `i`'s block.
+    pub fn asked(&self, i: usize) -> usize {
+        self.asked[i] as usize
+    }
+
+    /// Live run `i` now holds a block of `size` bytes (at most the run's):
+    /// its tail moves past them.
+    pub fn set_asked(&mut self, i: usize, size: usize) {
+        self.asked[i] = size as u32;
+        let run = class_size(self.class());
+        canary::write_tail((self.run_addr(i) + size) as *mut u8, run - size);
+        if size + FRONT_GUARD <= run {
+            canary::write_tail((self.run_addr(i) + run - FRONT_GUARD) as *mut u8, FRONT_GUARD);
+        }
+    }
+
+    /// Where run `i`'s front guard is, if it has one now.
+    fn front_guard(&self, i: usize) -> Option<usize> {
+        let holds = i == 0 || {
+            let prev = i - 1;
+            self.state[prev] == RunState::Live && self.asked(prev) + FRONT_GUARD <= class_size(self.class())
+        };
+        holds.then(|| self.run_addr(i) - FRONT_GUARD)
+    }
+
+    /// Reports a write before or past the block of live run `i` (its front
+    /// guard or its tail changed).
+    pub fn check_guards(&self, i: usize) {
+        let (p, size) = (self.run_addr(i), self.asked(i));
+        if let Some(g) = self.front_guard(i) {
+            if canary::tail_damage(g as *mut u8, FRONT_GUARD).is_some() {
+                diag::heap_underflow(p);
+            }
+        }
+        if let Some((written, at_least)) = canary::tail_damage((p + size) as *mut u8, class_size(self.class()) - size) {
+            diag::heap_overflow(p, size, written, at_least);
+        }
+    }
+
+    /// A free run off the list: the most recently freed one, but hardened
+    /// the one before it, or a never-used run first if it is the only one,
+    /// so that the run freed last is not handed straight back (a use after
+    /// free or second free of it is then found, not hidden).
+    fn take_free_run(&mut self) -> Option<usize> {
+        let head = self.free_head;
+        if head == NIL {
+            return None;
+        }
+        if config::harden() {
+            let second = self.next_free[head as usize];
+            if second != NIL {
+                self.next_free[head as usize] = self.next_free[second as usize];
+                return Some(second as usize);
+            }
+            if self.carved < self.runs {
+                return None;
+            }
+        }
+        self.free_head = self.next_free[head as usize];
+        Some(head as usize)
+    }
+
+    /// Reports a write into free run `i` since it was marked; `clear`: it
+    /// is being handed out, so the mark goes.
+    fn check_mark(&self, i: usize, clear: bool) {
+        if valgrind::active() {
+            return;
+        }
+        let found = if clear { "malloc was to hand it out" } else { "the next run was freed" };
+        let p = self.run_addr(i) as *mut u8;
+        let key = random::secret();
+        let damage = if clear { free_mark::check_and_clear(p, MARKED, key) } else { free_mark::check(p, MARKED, key) };
+        if let Some(at) = damage {
+            diag::write_after_free(p as usize + at, p as usize, found);
+        }
     }
 
     /// The live run starting at `p`, if `p` is one.
@@ -223,9 +315,22 @@ impl Region {
         (i != NIL && self.state[i as usize] == RunState::Live).then_some(i as usize)
     }
 
-    /// Takes back live run `i`, dirty since `now`.
+    /// Takes back live run `i`, dirty since `now`, its guards checked
+    /// first. The run gets the free mark hardened slab blocks get
+    /// (`slab/free_mark.rs`; the pool keeps its lists here, so a free run's
+    /// bytes stay as written until it is handed out or purged), and the run
+    /// freed before it has its mark checked, so that a write after free
+    /// shows soon even when the run waits long. Not under valgrind, whose
+    /// memcheck has been told the block is freed (and checks that itself).
     pub fn push(&mut self, i: usize, now: u64) {
         debug_assert_eq!(self.state[i], RunState::Live);
+        self.check_guards(i);
+        if self.free_head != NIL && self.state[self.free_head as usize] == RunState::Dirty {
+            self.check_mark(self.free_head as usize, false);
+        }
+        if !valgrind::active() {
+            free_mark::mark(self.run_addr(i) as *mut u8, MARKED, random::secret());
+        }
         self.state[i] = RunState::Dirty;
         self.freed_at[i] = now;
         self.next_free[i] = self.free_head;
@@ -311,8 +416,8 @@ mod tests {
         let reg = unsafe { &mut *r };
         assert!(reg.is_valid());
         reg.format(class_of(100 * 1024), 0);
-        let (a, zero) = reg.pop().unwrap();
-        let (b, _) = reg.pop().unwrap();
+        let (a, zero) = reg.pop(100 * 1024).unwrap();
+        let (b, _) = reg.pop(100 * 1024).unwrap();
         assert!(zero);
         assert_eq!(b as usize - a as usize, class_size(reg.class()));
         assert_eq!(a as usize % PAGE, 0);
@@ -323,11 +428,11 @@ mod tests {
         reg.push(i, 0);
         assert_eq!(reg.live_run(a as usize), None, "a freed run");
         // The freed run comes back first, not zero until purged.
-        assert_eq!(reg.pop(), Some((a, false)));
+        assert_eq!(reg.pop(100 * 1024), Some((a, false)));
         reg.push(reg.live_run(a as usize).unwrap(), 5);
         assert_eq!(reg.purge(10, 100, false), (105, false));
         assert_eq!(reg.purge(105, 100, false), (u64::MAX, true));
-        assert_eq!(reg.pop(), Some((a, true)));
+        assert_eq!(reg.pop(100 * 1024), Some((a, true)));
         for p in [a, b] {
             reg.push(reg.live_run(p as usize).unwrap(), 0);
         }
@@ -343,14 +448,14 @@ mod tests {
         // SAFETY: a fresh region owned by this test alone.
         let reg = unsafe { &mut *r };
         reg.format(RUN_CLASSES - 1, 0);
-        let (p, _) = reg.pop().unwrap();
+        let (p, _) = reg.pop(class_size(reg.class())).unwrap();
         // SAFETY: p is a live run of 1 MiB.
         unsafe { ptr::write_bytes(p, 0xee, MAX_SIZE) };
         assert!(reg.is_full(), "one 1 MiB run per region");
-        assert_eq!(reg.pop(), None);
+        assert_eq!(reg.pop(class_size(reg.class())), None);
         reg.push(reg.live_run(p as usize).unwrap(), 0);
         reg.format(0, 50);
-        let (q, zero) = reg.pop().unwrap();
+        let (q, zero) = reg.pop(class_size(reg.class())).unwrap();
         assert_eq!(q, p);
         assert!(!zero, "the old class's pages are still there");
         // SAFETY: q is a live run of the first class, in the old run.
@@ -359,7 +464,7 @@ mod tests {
         assert_eq!(reg.purge(150, 100, false), (u64::MAX, true));
         assert!(!reg.has_resident_free_pages());
         let mut runs = 1;
-        while let Some((q, zero)) = reg.pop() {
+        while let Some((q, zero)) = reg.pop(class_size(reg.class())) {
             assert!(zero, "stale pages went back to the kernel");
             // SAFETY: q is a live run of the first class.
             assert_eq!(unsafe { *q.add(class_size(0) - 1) }, 0);

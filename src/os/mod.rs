@@ -95,6 +95,29 @@ pub fn map_at(p: *mut u8, size: usize) -> bool {
     true
 }
 
+/// Gives the pages of `p..p + size` (hakmem's, unused) back to the kernel
+/// and forbids any access there, keeping the addresses taken; false if the
+/// kernel refused (nothing changed then).
+pub fn make_inaccessible(p: *mut u8, size: usize) -> bool {
+    // SAFETY: MAP_FIXED replaces only the caller's own range, which no
+    // block uses any more.
+    let q = unsafe {
+        libc::mmap(
+            p as *mut libc::c_void,
+            size,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if q == libc::MAP_FAILED {
+        return false;
+    }
+    RETURNED.fetch_add(size as u64, Ordering::Relaxed);
+    true
+}
+
 /// Returns a mapping (or a page-aligned part of one) to the kernel.
 pub fn unmap(p: *mut u8, size: usize) {
     RETURNED.fetch_add(size as u64, Ordering::Relaxed);

@@ -25,10 +25,19 @@ pub const BIG_TAIL: u8 = 3;
 /// A pool region (page runs of 32 KiB to 1 MiB): its header is at the
 /// region's base.
 pub const POOL: u8 = 4;
+/// A freed big block's range, held inaccessible for a while (hardened
+/// mode, `large/quarantine.rs`).
+pub const FREED_BIG: u8 = 5;
 /// A big block starts in this region; its header is `kind - BIG_HEAD`
 /// regions below this region's base (more than 0 only for huge alignments).
 pub const BIG_HEAD: u8 = 16;
 pub const BIG_MAX_DISTANCE: usize = (u8::MAX - BIG_HEAD) as usize;
+
+/// Whether `kind` is one of a big block's regions.
+#[inline]
+pub fn is_big(kind: u8) -> bool {
+    kind == BIG_TAIL || kind >= BIG_HEAD
+}
 
 struct Table(UnsafeCell<[u8; ENTRIES]>);
 // SAFETY: every access goes through an AtomicU8 view of one byte.

@@ -7,7 +7,8 @@
 //! to the block after it was freed) and clears the mark.
 //!
 //! Blocks are at least 16 bytes in hardened mode (`thread/checked.rs`
-//! serves the 8-byte class from the 16-byte one).
+//! serves the 8-byte class from the 16-byte one). Free pool runs carry the
+//! same mark (`large/pool_region.rs`).
 
 /// Blocks of at least this size get two poison words after the mark (bytes
 /// 16..32); a 16-byte block has room for the mark alone. Poisoning the first
@@ -48,17 +49,28 @@ pub fn mark(p: *mut u8, size: usize, key: usize) {
 /// written since it was marked, if any; then clears the mark.
 #[inline]
 pub fn check_and_clear(p: *mut u8, size: usize, key: usize) -> Option<usize> {
+    let damage = check(p, size, key);
+    if damage.is_none() {
+        // SAFETY: as in `mark`: the block is the caller's, this word is in it.
+        unsafe { *word(p, 1) = 0 };
+    }
+    damage
+}
+
+/// The offset of the first word of the marked block `p` written since it
+/// was marked, if any.
+#[inline]
+pub fn check(p: *mut u8, size: usize, key: usize) -> Option<usize> {
     let v = poison(key);
     // SAFETY: as in `mark`: the block is the caller's, these words are in it.
     let intact = unsafe {
         is_marked(p, key) && (size < POISONED || (*word(p, 2) == v && *word(p, 3) == v))
     };
-    if !intact {
-        return Some(damaged_word(p, key) * 8);
+    if intact {
+        None
+    } else {
+        Some(damaged_word(p, key) * 8)
     }
-    // SAFETY: as above.
-    unsafe { *word(p, 1) = 0 };
-    None
 }
 
 #[cold]

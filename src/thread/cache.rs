@@ -274,12 +274,12 @@ mod tests {
     fn a_block_pushed_below_the_newest_is_popped_second() {
         let mut store = [core::ptr::null_mut::<u8>(); 5];
         let mut b = Bin::new(store.as_mut_ptr(), 3);
-        assert!(b.push_below_newest(1 as *mut u8));
-        assert!(b.push_below_newest(2 as *mut u8));
-        assert!(b.push_below_newest(3 as *mut u8));
-        assert!(!b.push_below_newest(4 as *mut u8));
+        assert!(b.push_below_newest(16 as *mut u8));
+        assert!(b.push_below_newest(32 as *mut u8));
+        assert!(b.push_below_newest(48 as *mut u8));
+        assert!(!b.push_below_newest(64 as *mut u8));
         let order: Vec<usize> = (0..3).map(|_| b.pop().unwrap() as usize).collect();
-        assert_eq!(order, [1, 3, 2]);
+        assert_eq!(order, [16, 48, 32]);
         assert_eq!(b.pop(), None);
     }
 

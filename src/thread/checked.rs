@@ -114,7 +114,7 @@ fn take(h: &mut Heap, c: usize) -> (*mut u8, usize, bool) {
     }
     if key != 0 && !p.is_null() {
         if let Some(at) = free_mark::check_and_clear(p, CLASS_SIZE[c] as usize, key) {
-            diag::write_after_free(p as usize + at, p as usize);
+            diag::write_after_free(p as usize + at, p as usize, "malloc was to hand it out");
         }
     }
     (p, c, hit)

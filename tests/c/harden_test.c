@@ -65,8 +65,9 @@ static int run_case(const char *name)
     }
     if (strcmp(name, "write_after_free") == 0) {
         /* Free enough blocks that the oldest go back to their slab's free
-         * list, scribble over the first one's link, then allocate them all
-         * again: following the link must be refused. */
+         * list, scribble over the first one's first 16 bytes (its link; in
+         * hardened mode the poison past its head), then allocate them all
+         * again: following the link, or handing the block out, is refused. */
         enum { N = 6000 };
         static void *blocks[N];
         for (int i = 0; i < N; i++)
@@ -83,14 +84,14 @@ static int run_case(const char *name)
         return 0;
     }
     if (strcmp(name, "write_after_free_cached") == 0) {
-        /* A write into a block waiting in the cache (its link word is not
-         * in use there) is found when the block is to be handed out. */
+        /* A write into a block waiting in the cache is found when the
+         * block is to be handed out. */
         char *p = malloc(100);
         char *volatile stale = p;
-        printf("%p\n", (void *)(p + 24));
+        printf("%p\n", (void *)(p + 8));
         fflush(stdout);
         free(p);
-        stale[24] = 1; /* the bug under test: a field in bytes 16..32 */
+        stale[8] = 1; /* the bug under test: a field in the first 16 bytes */
         for (int i = 0; i < 4; i++)
             sink = malloc(100);
         return 0;
@@ -142,7 +143,7 @@ static const struct expect cases[] = {
     { "double_free_other_thread", "1", "free(): double free " },
     { "double_free_after_flush", "1", "free(): double free " },
     { "write_after_free", "0", "corrupted free list at " },
-    { "write_after_free", "1", "corrupted free list at " },
+    { "write_after_free", "1", "write after free at " }, /* hardened: the poison past the head */
     { "write_after_free_cached", "1", "write after free at " },
     { "no_immediate_reuse", "1", NULL },
     { "clean", "1", NULL },

@@ -1,28 +1,29 @@
 //! Where every allocation call goes. The fast paths (a cache hit in malloc,
-//! room in the cache in free) are inlined into the exported functions; the
-//! rest of this file is the first stop of every miss.
+//! room in the cache in free) are inlined into the exported functions; every
+//! miss goes on to `miss.rs`, or in hardened mode to `hardened.rs`, which
+//! wraps each block in canaries.
+
+mod hardened;
+mod miss;
 
 use core::ptr;
 
-use crate::bootstrap;
 use crate::config;
 use crate::diag;
-use crate::foreign;
 use crate::large;
 use crate::os::pagemap;
-use crate::size_class::{
-    aligned_class_of, class_of, BIN_STRIDE, BIN_WORDS_PER_CLASS, CLASS_SIZE, MAX_SMALL, SMALL_BIN_WORD, SMALL_LIMIT,
-};
 use crate::prof;
-use crate::purge::{self, purger};
+use crate::size_class::{
+    aligned_class_of, class_of, BIN_STRIDE, BIN_WORDS_PER_CLASS, MAX_SMALL, SMALL_BIN_WORD, SMALL_LIMIT,
+};
 use crate::slab::superslab;
 use crate::thread::cache::Bin;
-use crate::thread::checked;
-use crate::thread::heap::{give_back_remote, Heap};
-use crate::init;
-use crate::thread::lifecycle::with_orphan_heap;
-use crate::thread::tls::{self, ThreadState};
+use crate::thread::heap::Heap;
+use crate::thread::tls;
 use crate::valgrind;
+
+pub use miss::or_enomem;
+use miss::{block_usable, free_not_slab, free_slab_block, large_alloc, large_block, slab_block};
 
 /// malloc: null, with errno ENOMEM, means no memory. The misses set errno
 /// themselves so that the exported malloc is the fast path plus tail calls.
@@ -31,35 +32,35 @@ pub fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_LIMIT {
         // SAFETY: the table has an entry for every size up to SMALL_LIMIT.
         let word = unsafe { *SMALL_BIN_WORD.get_unchecked(size) };
-        return malloc_bin(tls::heap(), word as usize);
+        return malloc_bin(tls::heap(), word as usize, size);
     }
     malloc_above_small_limit(size)
 }
 
 /// Pops from `heap`'s bin at `word` 8-byte words (a class times
-/// BIN_WORDS_PER_CLASS).
+/// BIN_WORDS_PER_CLASS) for a request of `size` bytes.
 #[inline(always)]
-fn malloc_bin(heap: *mut Heap, word: usize) -> *mut u8 {
+fn malloc_bin(heap: *mut Heap, word: usize, size: usize) -> *mut u8 {
     // SAFETY: word is the bin offset of a class < NUM_CLASSES, so it lands on
     // a bin of the TLS heap: this thread's own, or the sentinel whose bins
     // are empty so pop does not write.
     let bin = unsafe { &mut *heap.cast::<u64>().add(word).cast::<Bin>() };
     match bin.pop() {
         Some(p) => p,
-        None => malloc_miss(word / BIN_WORDS_PER_CLASS),
+        None => malloc_miss(word / BIN_WORDS_PER_CLASS, size),
     }
 }
 
 #[inline(always)]
-fn malloc_class(c: usize) -> *mut u8 {
-    malloc_bin(tls::heap(), c * BIN_WORDS_PER_CLASS)
+fn malloc_class(c: usize, size: usize) -> *mut u8 {
+    malloc_bin(tls::heap(), c * BIN_WORDS_PER_CLASS, size)
 }
 
 /// Sizes above the table: out of line, so small sizes pay no jump for them.
 #[inline(never)]
 fn malloc_above_small_limit(size: usize) -> *mut u8 {
     if size <= MAX_SMALL {
-        return malloc_class(class_of(size));
+        return malloc_class(class_of(size), size);
     }
     malloc_large(size)
 }
@@ -67,124 +68,21 @@ fn malloc_above_small_limit(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_large(size: usize) -> *mut u8 {
-    after_slow_path(tls::heap() != tls::sentinel());
-    or_enomem(large_alloc(size, 0).0)
+    if config::harden() {
+        return hardened::malloc(size, 0);
+    }
+    large_block(size, 0)
 }
 
+/// The bin of class `c` was empty for a request of `size` bytes (checked
+/// mode's bins are always empty).
 #[cold]
 #[inline(never)]
-fn malloc_miss(c: usize) -> *mut u8 {
-    let p = take_miss(c);
-    if config::prof() {
-        prof::allocated(p, CLASS_SIZE[c] as usize);
+fn malloc_miss(c: usize, size: usize) -> *mut u8 {
+    if config::harden() {
+        return hardened::malloc(size, 0);
     }
-    p
-}
-
-/// malloc_miss's block: from checked mode's bin, a refill, or the heap of
-/// exited threads.
-#[inline(always)]
-fn take_miss(c: usize) -> *mut u8 {
-    let heap = tls::heap();
-    if heap == tls::sentinel() {
-        return or_enomem(malloc_without_heap(c));
-    }
-    // SAFETY: a live heap belongs to this thread alone.
-    let h = unsafe { &mut *heap };
-    let p = checked::alloc_miss(h, c);
-    if !h.took_slow_path() {
-        // Served by checked mode's bin, which never fails.
-        return p;
-    }
-    refilled(h, c, p)
-}
-
-/// After a miss that reached the slabs: a refill that found no memory is
-/// asked once more, and then the purges due run.
-#[cold]
-#[inline(never)]
-fn refilled(h: &mut Heap, c: usize, p: *mut u8) -> *mut u8 {
-    let p = or_retry(h, c, p);
-    after_slow_path(true);
-    or_enomem(p)
-}
-
-/// `p`, what `checked::alloc_miss` gave for class `c`; when it is null (no
-/// memory), the same asked once more after the caches went back to the
-/// kernel.
-fn or_retry(h: &mut Heap, c: usize, p: *mut u8) -> *mut u8 {
-    if p.is_null() && purge::release_for_retry() {
-        return checked::alloc_miss(h, c);
-    }
-    p
-}
-
-/// `large::alloc`, asked once more after the caches went back to the kernel
-/// if it failed (`purge::release_for_retry`).
-fn large_alloc(size: usize, align: usize) -> (*mut u8, bool) {
-    let mut got = large::alloc(size, align);
-    if got.0.is_null() && purge::release_for_retry() {
-        got = large::alloc(size, align);
-    }
-    if (valgrind::active() || config::prof()) && !got.0.is_null() {
-        let usable = usable_size(got.0, "malloc");
-        valgrind::malloclike(got.0, usable, got.1);
-        if config::prof() {
-            prof::allocated(got.0, usable);
-        }
-    }
-    got
-}
-
-/// `p`, with errno ENOMEM when it is null (the C contract of every
-/// allocating call).
-#[inline(always)]
-pub fn or_enomem(p: *mut u8) -> *mut u8 {
-    if p.is_null() {
-        errno::set_errno(errno::Errno(libc::ENOMEM));
-    }
-    p
-}
-
-/// After a slow path: the purges that are due, and the purge thread if
-/// memory waits for it. `own_heap`: the caller is a thread on its own heap
-/// holding no hakmem lock, the only place the thread may be started from.
-#[inline(never)]
-fn after_slow_path(own_heap: bool) {
-    if purge::maybe_purge() && own_heap {
-        purger::start();
-    }
-}
-
-/// malloc from a thread that has no heap: new, setting itself up, or exited.
-#[inline(never)]
-fn malloc_without_heap(c: usize) -> *mut u8 {
-    let t = tls::current();
-    // SAFETY: t is this thread's record.
-    match unsafe { (*t).state } {
-        ThreadState::New => {
-            if init::thread(t) {
-                malloc_class(c)
-            } else {
-                ptr::null_mut()
-            }
-        }
-        ThreadState::Busy => {
-            // Blocks of a class are aligned to the size's power-of-two factor.
-            let size = CLASS_SIZE[c] as usize;
-            bootstrap::alloc(size, size & size.wrapping_neg())
-        }
-        _ => {
-            let p = with_orphan_heap(|h| {
-                h.map_or(ptr::null_mut(), |h| {
-                    let p = checked::alloc(h, c);
-                    or_retry(h, c, p)
-                })
-            });
-            after_slow_path(false);
-            p
-        }
-    }
+    slab_block(c)
 }
 
 /// free of any pointer (null takes the slow way, which ignores it).
@@ -211,85 +109,34 @@ pub fn free(p: *mut u8, who: &str) {
     free_other(p, who)
 }
 
+/// A slab block the bin had no room for (checked mode's bins have none).
+/// In hardened mode no block malloc handed out starts a slab block (each
+/// lies past its head), so `p` is not one.
 #[cold]
 #[inline(never)]
 fn free_small_miss(p: *mut u8, c: usize) {
-    if config::prof() {
-        prof::freed(p);
+    if config::harden() {
+        return hardened::free(p, "free");
     }
-    let heap = tls::heap();
-    if heap != tls::sentinel() {
-        // SAFETY: a live heap belongs to this thread alone.
-        let h = unsafe { &mut *heap };
-        checked::free_miss(h, c, p);
-        if h.took_slow_path() {
-            after_slow_path(true);
-        }
-        return;
-    }
-    free_without_heap(p, c)
+    free_slab_block(p, c)
 }
 
-/// free from a thread that has no heap: new (it gets one: a thread that only
-/// frees still batches its CASes through a cache), or exited.
-#[inline(never)]
-fn free_without_heap(p: *mut u8, c: usize) {
-    let t = tls::current();
-    // SAFETY: t is this thread's record.
-    if unsafe { (*t).state } == ThreadState::New && init::thread(t) {
-        return free(p, "free");
-    }
-    checked::note_free(c, p);
-    give_back_remote(p);
-}
-
-/// free of anything that is not a valid slab block.
+/// free of anything that is not the start of a slab block.
 #[cold]
 #[inline(never)]
 fn free_other(p: *mut u8, who: &str) {
-    if p.is_null() {
-        return;
+    if config::harden() {
+        return hardened::free(p, who);
     }
-    let a = p as usize;
-    match pagemap::kind(a) {
-        pagemap::BOOTSTRAP => {}
-        k if large::owns(k) && large_free(a, k) => after_slow_path(tls::heap() != tls::sentinel()),
-        pagemap::NONE if foreign::free(a) => {}
-        _ => diag::invalid_pointer(who, a),
-    }
-}
-
-/// Frees the large block at `a` (of page map kind `k`); false if it is
-/// not a live one.
-fn large_free(a: usize, k: u8) -> bool {
-    if (valgrind::active() || config::prof()) && large::usable(a, k).is_some() {
-        valgrind::freelike(a as *mut u8);
-        if config::prof() {
-            prof::freed(a as *mut u8);
-        }
-    }
-    large::free(a, k)
+    free_not_slab(p, who)
 }
 
 /// Usable size of a live block; reports and aborts if `p` is not one.
 pub fn usable_size(p: *const u8, who: &str) -> usize {
-    let a = p as usize;
-    match pagemap::kind(a) {
-        pagemap::SUPERSLAB => match superslab::block_class(a) {
-            Some(c) => CLASS_SIZE[c] as usize,
-            None => diag::invalid_pointer(who, a),
-        },
-        pagemap::BOOTSTRAP => bootstrap::usable(p),
-        k if large::owns(k) => match large::usable(a, k) {
-            Some(n) => n,
-            None => diag::invalid_pointer(who, a),
-        },
-        pagemap::NONE => match foreign::usable(a) {
-            Some(n) => n,
-            None => diag::invalid_pointer(who, a),
-        },
-        _ => diag::invalid_pointer(who, a),
+    if config::harden() {
+        return hardened::usable(p as *mut u8, who);
     }
+    block_usable(p, who)
 }
 
 /// A block of `size` bytes aligned to `align` (a power of two); null if
@@ -301,8 +148,11 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
         // are 16-byte aligned: posix_memalign(16) is malloc.
         return malloc(size.max(align));
     }
+    if config::harden() {
+        return hardened::malloc(size, align);
+    }
     match aligned_class_of(align, size) {
-        Some(c) => malloc_class(c),
+        Some(c) => malloc_class(c, size),
         None => large_alloc(size, align).0,
     }
 }
@@ -312,7 +162,7 @@ pub fn calloc(n: usize, size: usize) -> *mut u8 {
     let Some(total) = n.checked_mul(size) else {
         return ptr::null_mut();
     };
-    if total > MAX_SMALL {
+    if total > MAX_SMALL && !config::harden() {
         let (p, zero) = large_alloc(total, 0);
         if !p.is_null() && !zero {
             // SAFETY: p has at least total bytes.
@@ -331,7 +181,10 @@ pub fn calloc(n: usize, size: usize) -> *mut u8 {
 /// realloc of a non-null block to a non-zero size; null (old block intact)
 /// when out of memory.
 pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
-    let old = usable_size(p, who);
+    if config::harden() {
+        return hardened::realloc(p, size, who);
+    }
+    let old = block_usable(p, who);
     // Keep the block when it fits and would not waste more than half of it.
     if size <= old && size > old / 2 {
         return p;
