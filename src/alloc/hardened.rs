@@ -32,6 +32,8 @@ struct Block {
     kind: u8,
     /// The raw block's usable bytes.
     room: usize,
+    /// The raw block's slab class, if it is a slab block.
+    class: Option<usize>,
 }
 
 impl Block {
@@ -53,6 +55,7 @@ impl Block {
 
 /// A block of `size` bytes aligned to `align` (16 or less: malloc's own
 /// alignment), in its canaries; null with errno ENOMEM if there is none.
+#[inline(never)]
 pub fn malloc(size: usize, align: usize) -> *mut u8 {
     let Some((mut raw_size, offset)) = canary::raw_request(size, align) else {
         return or_enomem(ptr::null_mut());
@@ -76,9 +79,16 @@ pub fn malloc(size: usize, align: usize) -> *mut u8 {
         return raw;
     }
     let a = raw as usize;
-    let kind = pagemap::kind(a);
-    let room = raw_room(a, kind).unwrap_or(raw_size);
-    let b = Block { user: raw.wrapping_add(offset), head: Head { size, offset }, raw: a, kind, room };
+    // A slab class's block (or the bootstrap arena's, of the class's size:
+    // either way no guard page), or a large one whose tier knows its room.
+    let (kind, room) = match class {
+        Some(c) => (pagemap::SUPERSLAB, CLASS_SIZE[c] as usize),
+        None => {
+            let kind = pagemap::kind(a);
+            (kind, raw_room(a, kind).map_or(raw_size, |r| r.0))
+        }
+    };
+    let b = Block { user: raw.wrapping_add(offset), head: Head { size, offset }, raw: a, kind, room, class };
     canary::stamp(b.user, b.head, b.tail_room());
     if let Some(g) = b.guard() {
         // Without the guard (the kernel's map count is exhausted) the tail
@@ -88,7 +98,9 @@ pub fn malloc(size: usize, align: usize) -> *mut u8 {
     b.user
 }
 
-/// free in hardened mode.
+/// free in hardened mode (out of line, as is malloc: inlined into the cold
+/// miss paths they would be compiled for size, and run a quarter slower).
+#[inline(never)]
 pub fn free(p: *mut u8, who: &str) {
     match pagemap::kind(p as usize) {
         pagemap::NONE => free_not_slab(p, who),
@@ -136,9 +148,9 @@ fn release(b: &Block, who: &str) {
     if let Some(g) = b.guard() {
         guard_page::unprotect(g);
     }
-    match superslab::block_class(b.raw) {
-        Some(c) if b.kind == pagemap::SUPERSLAB => free_slab_block(b.raw as *mut u8, c),
-        _ => free_not_slab(b.raw as *mut u8, who),
+    match b.class {
+        Some(c) => free_slab_block(b.raw as *mut u8, c),
+        None => free_not_slab(b.raw as *mut u8, who),
     }
 }
 
@@ -147,8 +159,11 @@ fn release(b: &Block, who: &str) {
 fn checked_block(p: *mut u8, who: &str) -> Block {
     let a = p as usize;
     // Every block here is 16-byte aligned and lies past its raw block's
-    // start, in hakmem's memory: then the head's 16 bytes are readable.
-    let below = pagemap::kind(a - HEAD);
+    // start, in hakmem's memory: then the head's 16 bytes are readable (in
+    // a's own region when it is not at the region's start).
+    let kind = pagemap::kind(a);
+    let in_region = a & (pagemap::REGION_SIZE - 1) >= HEAD;
+    let below = if kind == pagemap::SUPERSLAB && in_region { kind } else { pagemap::kind(a - HEAD) };
     if !a.is_multiple_of(16) || below == pagemap::NONE || below == pagemap::FREED_BIG {
         diag::invalid_pointer(who, a);
     }
@@ -156,25 +171,25 @@ fn checked_block(p: *mut u8, who: &str) -> Block {
         damaged_head(a, who)
     };
     let raw = a - head.offset;
-    let kind = pagemap::kind(raw);
-    let room = match live_raw_room(raw, kind, a, who) {
-        Some(room) if head.offset + head.size + TAIL_MIN <= room => room,
+    let kind = if head.offset == HEAD { below } else { pagemap::kind(raw) };
+    let (room, class) = match live_raw_room(raw, kind, a, who) {
+        Some((room, class)) if head.offset + head.size + TAIL_MIN <= room => (room, class),
         _ => diag::invalid_pointer(who, a),
     };
-    let b = Block { user: p, head, raw, kind, room };
+    let b = Block { user: p, head, raw, kind, room, class };
     if let Some((written, at_least)) = canary::overflow(p, head.size, b.tail_room()) {
         diag::heap_overflow(a, head.size, written, at_least);
     }
     b
 }
 
-/// The usable bytes of the raw block at `raw` (page-map kind `kind`) if one
-/// starts there, free or not.
-fn raw_room(raw: usize, kind: u8) -> Option<usize> {
+/// The usable bytes of the raw block at `raw` (page-map kind `kind`) and
+/// its slab class if one starts there, free or not.
+fn raw_room(raw: usize, kind: u8) -> Option<(usize, Option<usize>)> {
     match kind {
-        pagemap::SUPERSLAB => superslab::block_class(raw).map(|c| CLASS_SIZE[c] as usize),
-        pagemap::BOOTSTRAP => Some(bootstrap::usable(raw as *const u8)),
-        k if large::owns(k) => large::usable(raw, k),
+        pagemap::SUPERSLAB => superslab::block_class(raw).map(|c| (CLASS_SIZE[c] as usize, Some(c))),
+        pagemap::BOOTSTRAP => Some((bootstrap::usable(raw as *const u8), None)),
+        k if large::owns(k) => large::usable(raw, k).map(|n| (n, None)),
         _ => None,
     }
 }
@@ -182,7 +197,7 @@ fn raw_room(raw: usize, kind: u8) -> Option<usize> {
 /// `raw_room` for the raw block of the sealed head before `user`, which
 /// must be live: a free one (a slab block with the free mark, a freed pool
 /// run whose bytes are still there) means the block was freed before.
-fn live_raw_room(raw: usize, kind: u8, user: usize, who: &str) -> Option<usize> {
+fn live_raw_room(raw: usize, kind: u8, user: usize, who: &str) -> Option<(usize, Option<usize>)> {
     let room = raw_room(raw, kind);
     let freed = match kind {
         pagemap::SUPERSLAB => room.is_some() && free_mark::is_marked(raw as *mut u8, random::secret()),

@@ -1,4 +1,4 @@
-//! The tiers above the slabs, behind one small API for alloc.rs: the pool
+//! The tiers above the slabs, behind one small API for alloc/: the pool
 //! (32 KiB < size <= 1 MiB: page runs in shared 2 MiB regions, pool.rs) and
 //! big blocks (their own mappings, big.rs, reused through BigCache).
 

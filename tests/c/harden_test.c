@@ -107,6 +107,39 @@ static int run_case(const char *name)
         free(r);
         return r == p ? 5 : 0;
     }
+    if (strcmp(name, "usable_is_exact") == 0) {
+        /* Hardened, malloc_usable_size is the size asked, in every tier,
+         * and stays so through realloc; writing all of it is no overflow. */
+        static const size_t sizes[] = { 0, 1, 13, 100, 1000, 5000, 40000, 300000, 3 << 20 };
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            size_t n = sizes[i];
+            char *p = malloc(n);
+            if (p == NULL || malloc_usable_size(p) != n)
+                return 3;
+            memset(p, 0x61, n);
+            p = realloc(p, n / 2 + 1);
+            if (p == NULL || malloc_usable_size(p) != n / 2 + 1)
+                return 4;
+            memset(p, 0x62, n / 2 + 1);
+            p = realloc(p, 2 * n + 7);
+            if (p == NULL || malloc_usable_size(p) != 2 * n + 7)
+                return 5;
+            memset(p, 0x63, 2 * n + 7);
+            free(p);
+        }
+        return 0;
+    }
+    if (strcmp(name, "overflow_after_realloc") == 0) {
+        /* A block shrunk in place gets its tail at the new end. */
+        char *p = malloc(100);
+        p = realloc(p, 80);
+        printf("%p\n", (void *)p);
+        fflush(stdout);
+        char *volatile q = p;
+        q[80] = 0; /* the bug under test: one byte past the new size */
+        free(p);
+        return 0;
+    }
     if (strcmp(name, "clean") == 0) {
         /* Hardened mode must not change what a correct program sees. */
         enum { N = 4096 };
@@ -146,6 +179,8 @@ static const struct expect cases[] = {
     { "write_after_free", "1", "write after free at " }, /* hardened: the poison past the head */
     { "write_after_free_cached", "1", "write after free at " },
     { "no_immediate_reuse", "1", NULL },
+    { "usable_is_exact", "1", NULL },
+    { "overflow_after_realloc", "1", "heap overflow past " },
     { "clean", "1", NULL },
     { "clean", "0", NULL },
 };
