@@ -141,15 +141,15 @@ pub fn heap_underflow(block: usize) -> ! {
     abort()
 }
 
-/// Reports an access to a guard page (hardened mode: the page past a big
-/// block's end), from the fault handler, and aborts.
+/// Reports an access to a guard page (hardened mode: the page past a pool
+/// or big block's end), from the fault handler, and aborts.
 #[cold]
 #[inline(never)]
 pub fn guard_page_hit(at: usize) -> ! {
     Line::new()
         .str("hakmem: heap overflow at ")
         .hex(at)
-        .str(" (the guard page past the end of a big block)")
+        .str(" (the guard page past the end of a block)")
         .write_to(2);
     abort()
 }

@@ -35,7 +35,7 @@ overflow_1               hardened  overflow  overflow  overflow
 overflow_32              default   missed    overflow  overflow
 overflow_32              hardened  overflow  overflow  overflow
 overflow_1m              default   missed    overflow  segv/overflow
-overflow_1m              hardened  overflow  overflow  guard
+overflow_1m              hardened  overflow  guard     guard
 memcpy_overflow_32       default   missed    overflow  overflow
 memcpy_overflow_32       hardened  overflow  overflow  overflow
 underflow_1              default   missed    underflow underflow

@@ -1,6 +1,8 @@
 //! Hardened mode (HAKMEM_HARDEN=1): every block malloc hands out lies in a
 //! raw block of some tier, past a head and before a tail (`canary.rs`); a
 //! big raw block also has a guard page past the tail (`large/guard_page.rs`).
+//! A pool raw block has one too: two system calls per block, which
+//! hardened mode pays for stopping a long overflow where it starts.
 //! free, realloc and malloc_usable_size find the raw block from the head
 //! and check both ends first: a write before or past the block, a double
 //! free, or a pointer malloc never returned is reported with its address,
@@ -41,10 +43,11 @@ impl Block {
         self.user as usize + self.head.size
     }
 
-    /// The guard page of a big raw block: the first page boundary past the
-    /// least tail, so that the tail lies before it.
+    /// The guard page of a pool or big raw block: the first page boundary
+    /// past the least tail, so that the tail lies before it.
     fn guard(&self) -> Option<usize> {
-        pagemap::is_big(self.kind).then(|| os::align_up(self.end() + TAIL_MIN, PAGE))
+        let large = pagemap::is_big(self.kind) || self.kind == pagemap::POOL;
+        large.then(|| os::align_up(self.end() + TAIL_MIN, PAGE))
     }
 
     /// Bytes of tail: up to the guard page, or to the raw block's end.
@@ -68,10 +71,11 @@ pub fn malloc(size: usize, align: usize) -> *mut u8 {
     let raw = match class {
         Some(c) => slab_block(c),
         None => {
-            if large::is_big(raw_size, align) {
-                // Room for the guard page wherever the page boundary falls.
-                raw_size += 2 * PAGE;
-            }
+            // Room for the guard page wherever the page boundary falls.
+            raw_size = match raw_size.checked_add(2 * PAGE) {
+                Some(n) => n,
+                None => return or_enomem(ptr::null_mut()),
+            };
             large_block(raw_size, align)
         }
     };
@@ -118,16 +122,17 @@ pub fn usable(p: *mut u8, who: &str) -> usize {
     }
 }
 
-/// realloc in hardened mode: the block keeps its place when the new size
+/// realloc in hardened mode: a slab block keeps its place when the new size
 /// fits its raw block and uses more than half of it (then only the head and
-/// tail move), else it is copied to a new block.
+/// tail move), anything else is copied to a new block.
 pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
     let kind = pagemap::kind(p as usize);
     if kind != pagemap::NONE {
         let b = checked_block(p, who);
         let need = size.checked_add(b.head.offset + TAIL_MIN);
         let fits = need.is_some_and(|n| n <= b.room) && size > (b.room - b.head.offset) / 2;
-        if fits && (b.kind == pagemap::SUPERSLAB || b.kind == pagemap::POOL) {
+        // Not a pool or big block: its guard page would have to move.
+        if fits && b.kind == pagemap::SUPERSLAB {
             let moved = Block { head: Head { size, offset: b.head.offset }, ..b };
             canary::stamp(moved.user, moved.head, moved.tail_room());
             return p;

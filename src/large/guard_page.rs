@@ -1,12 +1,8 @@
 //! Hardened mode's guard pages: a page no access may touch just past the
-//! tail of every big block, so an overflow that runs beyond the tail faults
-//! at once instead of writing over whatever lies next; the fault handler
-//! installed at set-up says what happened before the process dies (and
-//! names an access to a freed big block, `quarantine.rs`, too).
-//!
-//! Pool blocks get none: changing a page's protection is two system calls
-//! per block, which the pool tier exists to avoid; their tails catch
-//! overflows when they are freed.
+//! tail of every pool and big block, so an overflow that runs beyond the
+//! tail faults at once instead of writing over whatever lies next; the
+//! fault handler installed at set-up says what happened before the process
+//! dies (and names an access to a freed big block, `quarantine.rs`, too).
 
 use core::cell::UnsafeCell;
 use core::mem;
@@ -27,8 +23,8 @@ pub fn unprotect(at: usize) {
 }
 
 fn set_protection(at: usize, prot: i32) -> bool {
-    // SAFETY: `at` is a page of a big mapping hakmem holds for a live block,
-    // past the block's bytes: no one else's memory changes protection.
+    // SAFETY: `at` is a page of a pool run or big mapping hakmem holds for a
+    // live block, past its bytes: no one else's memory changes protection.
     unsafe { libc::mprotect(at as *mut libc::c_void, crate::os::PAGE, prot) == 0 }
 }
 
@@ -59,8 +55,8 @@ pub fn install_fault_handler() {
     }
 }
 
-/// A fault on a page of a big block can only be its guard page (the rest of
-/// the mapping is ordinary memory), and one on a freed big block's range
+/// A fault on a page of a pool region or a big block can only be a guard
+/// page (the rest is ordinary memory), and one on a freed big block's range
 /// (`quarantine.rs`) a use after free: reported, then abort. Any other fault
 /// puts the previous action back and returns, so the faulting access runs
 /// again under it (by default: the usual crash).
@@ -69,7 +65,7 @@ extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c
     let addr = unsafe { (*info).si_addr() } as usize;
     match pagemap::kind(addr) {
         pagemap::FREED_BIG => diag::use_after_free(addr),
-        k if pagemap::is_big(k) => diag::guard_page_hit(addr),
+        k if pagemap::is_big(k) || k == pagemap::POOL => diag::guard_page_hit(addr),
         _ => {}
     }
     // SAFETY: PREVIOUS was written before any guard page existed and holds
