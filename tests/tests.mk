@@ -107,6 +107,7 @@ test-c:: $(HT_BINS) $(LIB)
 	$(BUILD)/stress -t 4 -n 40000 -S 7
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/stress_plain -t 4 -n 40000 -S 8
 	$(HT_PRELOAD) $(BUILD)/oom_test_plain
+	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/oom_test_plain
 	$(BUILD)/purge_test
 	HAKMEM_PURGE_THREAD=0 $(BUILD)/purge_test off
 	$(HT_PRELOAD) $(BUILD)/deepbind_test $(abspath $(BUILD)/libdeepbind_lib.so)

@@ -87,7 +87,8 @@ pub fn purge_due() -> u64 {
 /// if anything was given back.
 pub fn purge(now: u64, force: bool) -> bool {
     let pool = pool::purge(now, force);
-    bigcache::purge(now, force) | pool
+    let held = force && quarantine::release_all();
+    bigcache::purge(now, force) | pool | held
 }
 
 pub fn lock_for_fork() {

@@ -4,7 +4,10 @@
 //! then faults (and the fault handler says it was freed), a second free is
 //! named a double free, and the next big block cannot be given the same
 //! addresses, so neither hides the other. The oldest of `HELD` ranges is
-//! unmapped when another comes.
+//! unmapped when another comes, and all of them by a forced purge
+//! (malloc_trim, or a mapping that failed: under `ulimit -v` their address
+//! space may be what the next mapping needs). Until then they count as
+//! mapped.
 
 use core::cell::UnsafeCell;
 
@@ -48,6 +51,25 @@ pub fn hold(base: usize, len: usize) {
     if oldest.1 != 0 {
         pagemap::set(oldest.0, oldest.1.div_ceil(pagemap::REGION_SIZE), pagemap::NONE);
         big_pages::unmap_range(oldest.0, oldest.1);
+    }
+}
+
+/// Unmaps every held range; true if there was one.
+pub fn release_all() -> bool {
+    let mut any = false;
+    loop {
+        let range = {
+            let _g = RING.lock.lock();
+            // SAFETY: the ring lock is held.
+            let ranges = unsafe { &mut *RING.ranges.get() };
+            ranges.iter_mut().find(|r| r.1 != 0).map(|r| core::mem::replace(r, (0, 0)))
+        };
+        let Some((base, len)) = range else {
+            return any;
+        };
+        pagemap::set(base, len.div_ceil(pagemap::REGION_SIZE), pagemap::NONE);
+        big_pages::unmap_range(base, len);
+        any = true;
     }
 }
 
