@@ -17,7 +17,7 @@
 //! In every mode, pool and big blocks keep such a tail past the size asked
 //! (`write_tail`, `tail_damage`; `large/`).
 
-use crate::os::random;
+use crate::os::{random, PAGE};
 use crate::valgrind;
 
 /// Bytes of head just before the user pointer.
@@ -129,6 +129,19 @@ pub fn write_tail(end: *mut u8, room: usize) {
     for off in word_offsets(n) {
         // SAFETY: as above; off + 8 <= n.
         unsafe { end.add(off).cast::<usize>().write_unaligned(v.rotate_right(((off & 7) * 8) as u32)) };
+    }
+}
+
+/// Of `room` bytes at `end`, those a tail may take without touching a page
+/// the block itself does not: the rest of `end`'s page (none when `end`
+/// starts a page). The pool and big tiers' tails keep to it, so that they
+/// make no page resident that the program would not.
+pub fn room_in_page(end: usize, room: usize) -> usize {
+    let used = end % PAGE;
+    if used == 0 {
+        0
+    } else {
+        room.min(PAGE - used)
     }
 }
 

@@ -170,7 +170,8 @@ pub fn set_asked(h: *mut BigHeader, size: usize) {
         (*h).asked = size;
         ((*h).map_size, (*h).offset)
     };
-    canary::write_tail((h as usize + offset + size) as *mut u8, map_size - offset - size);
+    let end = h as usize + offset + size;
+    canary::write_tail(end as *mut u8, canary::room_in_page(end, map_size - offset - size));
 }
 
 /// Reports a write just before or past the block of `h` (its front guard
@@ -182,7 +183,8 @@ pub fn check(h: *mut BigHeader) {
     if canary::tail_damage((p - FRONT_GUARD) as *mut u8, FRONT_GUARD).is_some() {
         diag::heap_underflow(p);
     }
-    if let Some((written, at_least)) = canary::tail_damage((p + size) as *mut u8, map_size - offset - size) {
+    let tail = canary::room_in_page(p + size, map_size - offset - size);
+    if let Some((written, at_least)) = canary::tail_damage((p + size) as *mut u8, tail) {
         diag::heap_overflow(p, size, written, at_least);
     }
 }

@@ -34,9 +34,16 @@ const MAGIC: u64 = 0x68616b6d_656d504c; // "hakmemPL"
 const MARKED: usize = 32;
 /// The last bytes before a live run hold a pattern (`canary`): the header
 /// page's end before the first run, the previous run's last bytes when that
-/// run is live and leaves them free. A write before the run's start is then
-/// found when it is freed.
+/// run is live and leaves them free (`guards_next`). A write before the
+/// run's start is then found when it is freed.
 const FRONT_GUARD: usize = 16;
+
+/// Whether a live run of `run` bytes holding `size` keeps the next run's
+/// front guard in its last bytes: they must be free, and on the page the
+/// block ends in (a guard alone on a page would make it resident).
+fn guards_next(size: usize, run: usize) -> bool {
+    size + FRONT_GUARD <= run && size > run - PAGE
+}
 const NIL: u8 = u8::MAX;
 /// No class yet (a region fresh from the kernel).
 const NO_CLASS: u8 = u8::MAX;
@@ -238,8 +245,9 @@ impl Region {
     pub fn set_asked(&mut self, i: usize, size: usize) {
         self.asked[i] = size as u32;
         let run = class_size(self.class());
-        canary::write_tail((self.run_addr(i) + size) as *mut u8, run - size);
-        if size + FRONT_GUARD <= run {
+        let end = self.run_addr(i) + size;
+        canary::write_tail(end as *mut u8, canary::room_in_page(end, run - size));
+        if guards_next(size, run) {
             canary::write_tail((self.run_addr(i) + run - FRONT_GUARD) as *mut u8, FRONT_GUARD);
         }
     }
@@ -248,7 +256,7 @@ impl Region {
     fn front_guard(&self, i: usize) -> Option<usize> {
         let holds = i == 0 || {
             let prev = i - 1;
-            self.state[prev] == RunState::Live && self.asked(prev) + FRONT_GUARD <= class_size(self.class())
+            self.state[prev] == RunState::Live && guards_next(self.asked(prev), class_size(self.class()))
         };
         holds.then(|| self.run_addr(i) - FRONT_GUARD)
     }
@@ -262,7 +270,8 @@ impl Region {
                 diag::heap_underflow(p);
             }
         }
-        if let Some((written, at_least)) = canary::tail_damage((p + size) as *mut u8, class_size(self.class()) - size) {
+        let tail = canary::room_in_page(p + size, class_size(self.class()) - size);
+        if let Some((written, at_least)) = canary::tail_damage((p + size) as *mut u8, tail) {
             diag::heap_overflow(p, size, written, at_least);
         }
     }
