@@ -26,6 +26,7 @@ use crate::slab::{free_mark, superslab};
 use crate::alloc::miss::{block_usable, free_not_slab, free_slab_block, large_block, or_enomem, slab_block};
 
 /// A live block as its head describes it.
+#[derive(Clone, Copy)]
 struct Block {
     user: *mut u8,
     head: Head,
@@ -126,24 +127,28 @@ pub fn usable(p: *mut u8, who: &str) -> usize {
 /// fits its raw block and uses more than half of it (then only the head and
 /// tail move), anything else is copied to a new block.
 pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
-    let kind = pagemap::kind(p as usize);
-    if kind != pagemap::NONE {
-        let b = checked_block(p, who);
+    // glibc's own block (foreign.rs) has no head: it is only copied out.
+    let b = (pagemap::kind(p as usize) != pagemap::NONE).then(|| checked_block(p, who));
+    if let Some(b) = &b {
         let need = size.checked_add(b.head.offset + TAIL_MIN);
         let fits = need.is_some_and(|n| n <= b.room) && size > (b.room - b.head.offset) / 2;
         // Not a pool or big block: its guard page would have to move.
         if fits && b.kind == pagemap::SUPERSLAB {
-            let moved = Block { head: Head { size, offset: b.head.offset }, ..b };
+            let moved = Block { head: Head { size, offset: b.head.offset }, ..*b };
             canary::stamp(moved.user, moved.head, moved.tail_room());
             return p;
         }
     }
-    let old = usable(p, who);
+    let old = b.as_ref().map_or_else(|| block_usable(p, who), |b| b.head.size);
     let q = malloc(size, 0);
     if !q.is_null() {
         // SAFETY: both blocks have at least min(old, size) bytes and are distinct.
         unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
-        free(p, who);
+        // The old block was checked above: it is given back as it is.
+        match &b {
+            Some(b) => release(b, who),
+            None => free_not_slab(p, who),
+        }
     }
     q
 }
