@@ -17,6 +17,7 @@
 //! In every mode, pool and big blocks keep such a tail past the size asked
 //! (`write_tail`, `tail_damage`; `large/`).
 
+use crate::diag;
 use crate::os::{random, PAGE};
 use crate::valgrind;
 
@@ -132,11 +133,40 @@ pub fn write_tail(end: *mut u8, room: usize) {
     }
 }
 
+/// Bytes of a pool or big block's front guard: the pattern in the last
+/// bytes before the block, where they are free.
+pub const FRONT_GUARD: usize = 16;
+
+/// Writes the front guard of the pool or big block starting at `start`.
+pub fn write_front_guard(start: usize) {
+    write_tail((start - FRONT_GUARD) as *mut u8, FRONT_GUARD);
+}
+
+/// Writes the tail of the pool or big block of `size` bytes at `p`, which
+/// has `room` more bytes after them.
+pub fn write_page_tail(p: usize, size: usize, room: usize) {
+    let end = p + size;
+    write_tail(end as *mut u8, room_in_page(end, room));
+}
+
+/// Reports a write into the front guard of the pool or big block at `p`
+/// (when `guarded`: it has one now) or past its `size` bytes (`room` more
+/// after them), the check its free and realloc make, and aborts.
+pub fn check_page_guards(p: usize, size: usize, room: usize, guarded: bool) {
+    if guarded && tail_damage((p - FRONT_GUARD) as *mut u8, FRONT_GUARD).is_some() {
+        diag::heap_underflow(p);
+    }
+    let end = p + size;
+    if let Some((written, at_least)) = tail_damage(end as *mut u8, room_in_page(end, room)) {
+        diag::heap_overflow(p, size, written, at_least);
+    }
+}
+
 /// Of `room` bytes at `end`, those a tail may take without touching a page
 /// the block itself does not: the rest of `end`'s page (none when `end`
 /// starts a page). The pool and big tiers' tails keep to it, so that they
 /// make no page resident that the program would not.
-pub fn room_in_page(end: usize, room: usize) -> usize {
+fn room_in_page(end: usize, room: usize) -> usize {
     let used = end % PAGE;
     if used == 0 {
         0

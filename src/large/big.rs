@@ -12,7 +12,6 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::large::big_pages::{self, Pieces};
 use crate::canary;
 use crate::config;
-use crate::diag;
 use crate::large::bigcache;
 use crate::large::quarantine;
 use crate::os::pagemap::{self, REGION_SIZE};
@@ -33,10 +32,9 @@ pub struct BigHeader {
 
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
 const HEADER: usize = 128;
-/// The last bytes before every block hold a pattern (`canary`), so that a
-/// write before the block's start is found.
-const FRONT_GUARD: usize = 16;
-const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER - FRONT_GUARD);
+// The header's last bytes are the block's front guard (`canary`), so that
+// a write before the block's start is found.
+const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER - canary::FRONT_GUARD);
 /// Alignments above this would put the block beyond what the page map can
 /// point back from.
 pub const MAX_ALIGN: usize = REGION_SIZE << 6;
@@ -93,7 +91,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     let h = base as *mut BigHeader;
     // SAFETY: h is the base of a mapping of map_size bytes that we own.
     unsafe { h.write(BigHeader { magic: MAGIC, map_size, offset, asked: size, pieces }) };
-    canary::write_tail((base + offset - FRONT_GUARD) as *mut u8, FRONT_GUARD);
+    canary::write_front_guard(base + offset);
     set_asked(h, size);
     mark(base, map_size, offset);
     LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
@@ -170,8 +168,7 @@ pub fn set_asked(h: *mut BigHeader, size: usize) {
         (*h).asked = size;
         ((*h).map_size, (*h).offset)
     };
-    let end = h as usize + offset + size;
-    canary::write_tail(end as *mut u8, canary::room_in_page(end, map_size - offset - size));
+    canary::write_page_tail(h as usize + offset, size, map_size - offset - size);
 }
 
 /// Reports a write just before or past the block of `h` (its front guard
@@ -179,14 +176,7 @@ pub fn set_asked(h: *mut BigHeader, size: usize) {
 pub fn check(h: *mut BigHeader) {
     // SAFETY: h is a live big header.
     let (map_size, offset, size) = unsafe { ((*h).map_size, (*h).offset, (*h).asked) };
-    let p = h as usize + offset;
-    if canary::tail_damage((p - FRONT_GUARD) as *mut u8, FRONT_GUARD).is_some() {
-        diag::heap_underflow(p);
-    }
-    let tail = canary::room_in_page(p + size, map_size - offset - size);
-    if let Some((written, at_least)) = canary::tail_damage((p + size) as *mut u8, tail) {
-        diag::heap_overflow(p, size, written, at_least);
-    }
+    canary::check_page_guards(h as usize + offset, size, map_size - offset - size, true);
 }
 
 /// Frees the big block whose header is `h`, its guards checked first: its

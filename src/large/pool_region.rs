@@ -32,17 +32,16 @@ const MAX_RUNS: usize = (PAGES - FIRST_RUN_PAGE) / CLASS_PAGES[0] as usize;
 const MAGIC: u64 = 0x68616b6d_656d504c; // "hakmemPL"
 /// Bytes of a free run that carry the free mark and poison.
 const MARKED: usize = 32;
-/// The last bytes before a live run hold a pattern (`canary`): the header
-/// page's end before the first run, the previous run's last bytes when that
-/// run is live and leaves them free (`guards_next`). A write before the
-/// run's start is then found when it is freed.
-const FRONT_GUARD: usize = 16;
-
+/// The last bytes before a live run hold its front guard (`canary`): the
+/// header page's end before the first run, the previous run's last bytes
+/// when that run is live and leaves them free (`guards_next`). A write
+/// before the run's start is then found when it is freed.
+///
 /// Whether a live run of `run` bytes holding `size` keeps the next run's
 /// front guard in its last bytes: they must be free, and on the page the
 /// block ends in (a guard alone on a page would make it resident).
 fn guards_next(size: usize, run: usize) -> bool {
-    size + FRONT_GUARD <= run && size > run - PAGE
+    size + canary::FRONT_GUARD <= run && size > run - PAGE
 }
 const NIL: u8 = u8::MAX;
 /// No class yet (a region fresh from the kernel).
@@ -145,7 +144,7 @@ impl Region {
             (*r).dirty_list = NO_LINKS;
             (*r).run_at_page = [NIL; PAGES];
         }
-        canary::write_tail((r as usize + FIRST_RUN_PAGE * PAGE - FRONT_GUARD) as *mut u8, FRONT_GUARD);
+        canary::write_front_guard(r as usize + FIRST_RUN_PAGE * PAGE);
         pagemap::set(r as usize, 1, pagemap::POOL);
         r
     }
@@ -245,35 +244,25 @@ impl Region {
     pub fn set_asked(&mut self, i: usize, size: usize) {
         self.asked[i] = size as u32;
         let run = class_size(self.class());
-        let end = self.run_addr(i) + size;
-        canary::write_tail(end as *mut u8, canary::room_in_page(end, run - size));
+        canary::write_page_tail(self.run_addr(i), size, run - size);
         if guards_next(size, run) {
-            canary::write_tail((self.run_addr(i) + run - FRONT_GUARD) as *mut u8, FRONT_GUARD);
+            canary::write_front_guard(self.run_addr(i) + run);
         }
     }
 
-    /// Where run `i`'s front guard is, if it has one now.
-    fn front_guard(&self, i: usize) -> Option<usize> {
-        let holds = i == 0 || {
+    /// Whether run `i` has a front guard now.
+    fn has_front_guard(&self, i: usize) -> bool {
+        i == 0 || {
             let prev = i - 1;
             self.state[prev] == RunState::Live && guards_next(self.asked(prev), class_size(self.class()))
-        };
-        holds.then(|| self.run_addr(i) - FRONT_GUARD)
+        }
     }
 
     /// Reports a write before or past the block of live run `i` (its front
     /// guard or its tail changed).
     pub fn check_guards(&self, i: usize) {
-        let (p, size) = (self.run_addr(i), self.asked(i));
-        if let Some(g) = self.front_guard(i) {
-            if canary::tail_damage(g as *mut u8, FRONT_GUARD).is_some() {
-                diag::heap_underflow(p);
-            }
-        }
-        let tail = canary::room_in_page(p + size, class_size(self.class()) - size);
-        if let Some((written, at_least)) = canary::tail_damage((p + size) as *mut u8, tail) {
-            diag::heap_overflow(p, size, written, at_least);
-        }
+        let size = self.asked(i);
+        canary::check_page_guards(self.run_addr(i), size, class_size(self.class()) - size, self.has_front_guard(i));
     }
 
     /// A free run off the list: the most recently freed one, but hardened
