@@ -171,9 +171,9 @@ fn checked_block(p: *mut u8, who: &str) -> Block {
     // Every block here is 16-byte aligned and lies past its raw block's
     // start, in hakmem's memory: then the head's 16 bytes are readable (in
     // a's own region when it is not at the region's start).
-    let kind = pagemap::kind(a);
+    let own = pagemap::kind(a);
     let in_region = a & (pagemap::REGION_SIZE - 1) >= HEAD;
-    let below = if kind == pagemap::SUPERSLAB && in_region { kind } else { pagemap::kind(a - HEAD) };
+    let below = if own == pagemap::SUPERSLAB && in_region { own } else { pagemap::kind(a - HEAD) };
     if !a.is_multiple_of(16) || below == pagemap::NONE || below == pagemap::FREED_BIG {
         diag::invalid_pointer(who, a);
     }

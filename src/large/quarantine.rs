@@ -62,7 +62,7 @@ pub fn release_all() -> bool {
             let _g = RING.lock.lock();
             // SAFETY: the ring lock is held.
             let ranges = unsafe { &mut *RING.ranges.get() };
-            ranges.iter_mut().find(|r| r.1 != 0).map(|r| core::mem::replace(r, (0, 0)))
+            ranges.iter_mut().find(|r| r.1 != 0).map(core::mem::take)
         };
         let Some((base, len)) = range else {
             return any;
