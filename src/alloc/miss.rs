@@ -195,6 +195,7 @@ pub fn free_not_slab(p: *mut u8, who: &str) {
         pagemap::BOOTSTRAP => {}
         k if large::owns(k) && large_free(a, k) => after_slow_path(tls::heap() != tls::sentinel()),
         pagemap::NONE if foreign::free(a) => {}
+        k if large::was_freed(a, k) => diag::double_free(who, a),
         _ => diag::invalid_pointer(who, a),
     }
 }

@@ -97,13 +97,14 @@ pub fn free(p: *mut u8, who: &str) {
             // lands on a bin of the TLS heap (this thread's own, or the
             // sentinel whose bins have no room so push does not write).
             let bin = unsafe { &mut *(heap as *mut u8).add(offset).cast::<Bin>() };
-            if bin.newest() == p {
+            if !bin.has_room() {
+                return free_small_miss(p, offset / BIN_STRIDE);
+            }
+            if bin.newest() == p || bin.second_newest() == p {
                 diag::double_free(who, a);
             }
-            if bin.push(p) {
-                return;
-            }
-            return free_small_miss(p, offset / BIN_STRIDE);
+            bin.push(p);
+            return;
         }
     }
     free_other(p, who)

@@ -9,14 +9,17 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::large::big_pages::{self, Pieces};
 use crate::canary;
 use crate::config;
+use crate::diag;
+use crate::large::big_pages::{self, Pieces};
 use crate::large::bigcache;
 use crate::large::quarantine;
 use crate::os::pagemap::{self, REGION_SIZE};
-use crate::os::{self, PAGE};
+use crate::os::{self, random, PAGE};
+use crate::slab::free_mark;
 use crate::stats::{self, Counter, Footprint};
+use crate::valgrind;
 
 /// At the base of every big mapping.
 #[repr(C)]
@@ -32,6 +35,9 @@ pub struct BigHeader {
 
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
 const HEADER: usize = 128;
+/// Bytes of a freed block's start that carry the free mark (as pool runs'):
+/// a write there before the memory is reused is found then.
+const MARKED: usize = 32;
 // The header's last bytes are the block's front guard (`canary`), so that
 // a write before the block's start is found.
 const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER - canary::FRONT_GUARD);
@@ -99,6 +105,47 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     ((base + offset) as *mut u8, zero)
 }
 
+/// The key that says a freed block's mark lies past the header at `base`:
+/// the program cannot write it into a block of its own by chance.
+fn freed_magic(base: usize) -> u64 {
+    (base ^ random::secret()).rotate_left(11) as u64 ^ MAGIC
+}
+
+/// Marks the block freed at `base` (its user block right past the header).
+fn mark_freed(base: usize) {
+    // SAFETY: base is the header of a block just freed, still mapped, and
+    // the block has more than MARKED bytes (it is bigger than the pool's).
+    unsafe { (*(base as *mut BigHeader)).magic = freed_magic(base) };
+    free_mark::mark((base + HEADER) as *mut u8, MARKED, random::secret());
+}
+
+/// Whether the cached range at `addr` (of `len` bytes) starts with a block
+/// marked freed.
+fn starts_freed(addr: usize, len: usize) -> bool {
+    // SAFETY: the range is cached, mapped and ours; a purged one reads as
+    // zero, which no freed magic is.
+    len >= HEADER + MARKED && unsafe { (*(addr as *const BigHeader)).magic } == freed_magic(addr)
+}
+
+/// Whether `p` is a big block that was freed and waits in BigCache (for a
+/// report to name a second free of it).
+pub fn was_freed(p: usize) -> bool {
+    let base = p.wrapping_sub(HEADER);
+    base.is_multiple_of(REGION_SIZE) && bigcache::starts_range(base, |len| starts_freed(base, len))
+}
+
+/// Before the cached range at `addr` is used again: if it starts with a
+/// block marked freed, reports a write into that block since its free.
+fn check_freed(addr: usize, len: usize) {
+    if !starts_freed(addr, len) {
+        return;
+    }
+    let block = addr + HEADER;
+    if let Some(at) = free_mark::check(block as *mut u8, MARKED, random::secret()) {
+        diag::write_after_free(block + at, block, "malloc was to use its memory again");
+    }
+}
+
 /// A 2 MiB-aligned mapping of `map_size` bytes built from cached ranges,
 /// and its pieces; None when the cache is empty.
 fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
@@ -107,6 +154,7 @@ fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
         return None;
     };
     stats::add(Counter::BigCacheHits, 1);
+    check_freed(addr, len);
     let mut pieces = Pieces::whole(len);
     if addr % REGION_SIZE == 0 {
         if len == map_size {
@@ -197,6 +245,11 @@ pub fn free(h: *mut BigHeader) {
     if offset > REGION_SIZE {
         big_pages::unmap_range(base, map_size);
         return;
+    }
+    // Not under valgrind: memcheck was told the block is freed (and
+    // BigCache keeps nothing then).
+    if offset == HEADER && !valgrind::active() {
+        mark_freed(base);
     }
     for (off, len) in pieces.iter() {
         if !bigcache::put(base + off, len) {

@@ -81,6 +81,16 @@ pub fn purge(now: u64, force: bool) -> bool {
     })
 }
 
+/// Whether a cached range of `len` bytes starts at `addr` and `test(len)`
+/// holds, asked with the cache locked: the range stays mapped meanwhile.
+/// For reports only (a scan).
+pub fn starts_range(addr: usize, test: impl FnOnce(usize) -> bool) -> bool {
+    with(|st| {
+        let t = &st.table;
+        (0..t.len()).map(|i| t.get(i)).find(|r| r.addr == addr).is_some_and(|r| test(r.size))
+    })
+}
+
 /// A cached range for a block of `size` bytes (page multiple): the smallest
 /// of at least `size` bytes, cut to `size` (the rest stays cached if it is
 /// big enough to be of use), else the largest, shorter one. Returns its

@@ -53,6 +53,17 @@ pub fn free(p: usize, kind: u8) -> bool {
     }
 }
 
+/// Whether `p`, of page-map kind `kind`, is a pool or big block that was
+/// freed: whether a free refused was a double free or an invalid pointer.
+pub fn was_freed(p: usize, kind: u8) -> bool {
+    match kind {
+        pagemap::POOL => pool::was_freed(p),
+        // A freed big block's regions leave the page map.
+        pagemap::NONE => big::was_freed(p),
+        _ => false,
+    }
+}
+
 /// Usable size of the live block at `p` (kind as for `free`), or None.
 pub fn usable(p: usize, kind: u8) -> Option<usize> {
     if kind == pagemap::POOL {

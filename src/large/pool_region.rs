@@ -265,24 +265,23 @@ impl Region {
         canary::check_page_guards(self.run_addr(i), size, class_size(self.class()) - size, self.has_front_guard(i));
     }
 
-    /// A free run off the list: the most recently freed one, but hardened
-    /// the one before it, or a never-used run first if it is the only one,
-    /// so that the run freed last is not handed straight back (a use after
-    /// free or second free of it is then found, not hidden).
+    /// A free run off the list: the one freed before the most recent, or a
+    /// never-used run first if the most recent is the only one, so that the
+    /// run freed last is not handed straight back (a use after free or
+    /// second free of it is then found, not hidden). It costs no time, and
+    /// at most one run of memory per region (docs/ARCHITECTURE.md).
     fn take_free_run(&mut self) -> Option<usize> {
         let head = self.free_head;
         if head == NIL {
             return None;
         }
-        if config::harden() {
-            let second = self.next_free[head as usize];
-            if second != NIL {
-                self.next_free[head as usize] = self.next_free[second as usize];
-                return Some(second as usize);
-            }
-            if self.carved < self.runs {
-                return None;
-            }
+        let second = self.next_free[head as usize];
+        if second != NIL {
+            self.next_free[head as usize] = self.next_free[second as usize];
+            return Some(second as usize);
+        }
+        if self.carved < self.runs {
+            return None;
         }
         self.free_head = self.next_free[head as usize];
         Some(head as usize)
@@ -305,12 +304,21 @@ impl Region {
 
     /// The live run starting at `p`, if `p` is one.
     pub fn live_run(&self, p: usize) -> Option<usize> {
+        self.run_starting_at(p).filter(|&i| self.state[i] == RunState::Live)
+    }
+
+    /// Whether `p` starts a run that was handed out and is free again.
+    pub fn is_freed_run(&self, p: usize) -> bool {
+        self.run_starting_at(p).is_some_and(|i| matches!(self.state[i], RunState::Dirty | RunState::Clean))
+    }
+
+    fn run_starting_at(&self, p: usize) -> Option<usize> {
         let off = p - self.base();
         if !off.is_multiple_of(PAGE) {
             return None;
         }
         let i = self.run_at_page[off / PAGE];
-        (i != NIL && self.state[i as usize] == RunState::Live).then_some(i as usize)
+        (i != NIL).then_some(i as usize)
     }
 
     /// Takes back live run `i`, dirty since `now`, its guards checked
@@ -425,13 +433,18 @@ mod tests {
         assert_eq!(reg.live_run(r as usize), None, "the header");
         reg.push(i, 0);
         assert_eq!(reg.live_run(a as usize), None, "a freed run");
-        // The freed run comes back first, not zero until purged.
+        // The run freed last is not handed straight back: a never-used run
+        // comes before it, and the one freed before it if there is one
+        // (not zero until purged).
+        let (c, zero) = reg.pop(100 * 1024).unwrap();
+        assert!(zero && c != a && c != b);
+        reg.push(reg.live_run(c as usize).unwrap(), 5);
         assert_eq!(reg.pop(100 * 1024), Some((a, false)));
-        reg.push(reg.live_run(a as usize).unwrap(), 5);
-        assert_eq!(reg.purge(10, 100, false), (105, false));
+        reg.push(reg.live_run(a as usize).unwrap(), 0);
+        assert_eq!(reg.purge(10, 100, false), (100, false));
         assert_eq!(reg.purge(105, 100, false), (u64::MAX, true));
-        assert_eq!(reg.pop(100 * 1024), Some((a, true)));
-        for p in [a, b] {
+        assert_eq!(reg.pop(100 * 1024), Some((c, true)));
+        for p in [b, c] {
             reg.push(reg.live_run(p as usize).unwrap(), 0);
         }
         assert_eq!(reg.used, 0);

@@ -7,8 +7,9 @@
 //! to the block after it was freed) and clears the mark.
 //!
 //! Blocks are at least 16 bytes in hardened mode (`thread/checked.rs`
-//! serves the 8-byte class from the 16-byte one). Free pool runs carry the
-//! same mark (`large/pool_region.rs`).
+//! serves the 8-byte class from the 16-byte one). Free pool runs and big
+//! blocks waiting in BigCache carry the same mark in every mode
+//! (`large/pool_region.rs`, `large/big.rs`).
 
 /// Blocks of at least this size get two poison words after the mark (bytes
 /// 16..32); a 16-byte block has room for the mark alone. Poisoning the first

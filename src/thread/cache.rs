@@ -12,9 +12,10 @@ use crate::size_class::{per_class, BIN_STRIDE, CLASS_SIZE, NUM_CLASSES};
 ///
 /// With `n` blocks e1..en cached: `head` is en (null when n = 0), slots
 /// `base[1]..base[n-1]` hold e1..e(n-1), and `top` is `base + (n - 1)`, one below
-/// `base` when the bin is empty (only ever compared, never read there).
-/// `base[0]` is always null, so the pop that empties the bin loads null into
-/// `head` with no test. `limit` is `base + cap - 1`: push finds the bin full
+/// `base` when the bin is empty. `base[0]` is always null, so the pop that
+/// empties the bin loads null into `head` with no test, and so is the slot
+/// below it, so that `*top` (the second newest block, or null) can always
+/// be read. `limit` is `base + cap - 1`: push finds the bin full
 /// when `top` reaches it. All four null (the sentinel's bins, and the fast
 /// bins of a heap in checked mode) make every pop and every push miss.
 #[repr(C)]
@@ -67,6 +68,22 @@ impl Bin {
     #[inline(always)]
     pub fn newest(&self) -> *mut u8 {
         self.head
+    }
+
+    /// The block pushed before the newest (null if none), for free's second
+    /// compare: one more load of a slot push is about to write next to.
+    /// Only for a bin with room (one with slots).
+    #[inline(always)]
+    pub fn second_newest(&self) -> *mut u8 {
+        // SAFETY: top is within the bin's slots, or on the null slot kept
+        // below base when the bin is empty.
+        unsafe { *self.top }
+    }
+
+    /// Whether `push` would keep a block.
+    #[inline(always)]
+    pub fn has_room(&self) -> bool {
+        self.top < self.limit
     }
 
     /// Keeps `p`; false (and nothing kept) when the bin is full.
@@ -202,8 +219,8 @@ const fn build_offsets() -> ([usize; NUM_CLASSES], usize) {
     let mut at = 0;
     let mut c = 0;
     while c < NUM_CLASSES {
-        t[c] = at;
-        at += max_cap_of(c) + 1; // and the null below the stack
+        t[c] = at + 1; // past the null read below an empty stack
+        at += max_cap_of(c) + 2; // and the null that ends the stack
         c += 1;
     }
     (t, at)
@@ -271,6 +288,24 @@ mod tests {
     }
 
     #[test]
+    fn the_second_newest_is_the_block_below_the_head() {
+        // store[0] is the null slot below the bin.
+        let mut store = [core::ptr::null_mut::<u8>(); 6];
+        let mut b = Bin::new(store.as_mut_ptr().wrapping_add(1), 4);
+        assert!(b.second_newest().is_null());
+        assert!(b.push(16 as *mut u8));
+        assert!(b.second_newest().is_null());
+        assert!(b.push(32 as *mut u8));
+        assert!(b.push(48 as *mut u8));
+        assert_eq!((b.newest(), b.second_newest()), (48 as *mut u8, 32 as *mut u8));
+        b.pop();
+        b.pop();
+        assert_eq!((b.newest(), b.second_newest()), (16 as *mut u8, core::ptr::null_mut()));
+        b.pop();
+        assert!(b.second_newest().is_null() && b.has_room());
+    }
+
+    #[test]
     fn a_block_pushed_below_the_newest_is_popped_second() {
         let mut store = [core::ptr::null_mut::<u8>(); 5];
         let mut b = Bin::new(store.as_mut_ptr(), 3);
@@ -298,6 +333,6 @@ mod tests {
             assert!(MAX_CAP[c] as usize <= MAX_SLOTS);
             assert!(start_cap(c) <= MAX_CAP[c] as usize && min_cap(c) <= MAX_CAP[c] as usize);
         }
-        assert_eq!(SLOT_OFFSET[1], MAX_CAP[0] as usize + 1);
+        assert_eq!((SLOT_OFFSET[0], SLOT_OFFSET[1]), (1, MAX_CAP[0] as usize + 3));
     }
 }
