@@ -27,6 +27,11 @@ const CLASS_PAGES: [u16; RUN_CLASSES] =
     [10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256];
 /// The largest request the pool serves.
 pub const MAX_SIZE: usize = CLASS_PAGES[RUN_CLASSES - 1] as usize * PAGE;
+/// Runs up to this size wait for another free run (or a never-used one)
+/// before they are handed out again, in every mode; larger ones only when
+/// hardened, since the run carved instead may be much of a region of
+/// memory (docs/ARCHITECTURE.md).
+const DELAYED_RUN_MAX: usize = REGION_SIZE / 16;
 const MAX_RUNS: usize = (PAGES - FIRST_RUN_PAGE) / CLASS_PAGES[0] as usize;
 
 const MAGIC: u64 = 0x68616b6d_656d504c; // "hakmemPL"
@@ -265,11 +270,12 @@ impl Region {
         canary::check_page_guards(self.run_addr(i), size, class_size(self.class()) - size, self.has_front_guard(i));
     }
 
-    /// A free run off the list: the one freed before the most recent, or a
-    /// never-used run first if the most recent is the only one, so that the
-    /// run freed last is not handed straight back (a use after free or
-    /// second free of it is then found, not hidden). It costs no time, and
-    /// at most one run of memory per region (docs/ARCHITECTURE.md).
+    /// A free run off the list: the one freed before the most recent, or
+    /// (runs up to DELAYED_RUN_MAX, or hardened) a never-used run first if
+    /// the most recent is the only one, so that the run freed last is not
+    /// handed straight back (a use after free or second free of it is then
+    /// found, not hidden). It costs no time, and at most one run of memory
+    /// per region.
     fn take_free_run(&mut self) -> Option<usize> {
         let head = self.free_head;
         if head == NIL {
@@ -280,7 +286,7 @@ impl Region {
             self.next_free[head as usize] = self.next_free[second as usize];
             return Some(second as usize);
         }
-        if self.carved < self.runs {
+        if self.carved < self.runs && (config::harden() || class_size(self.class()) <= DELAYED_RUN_MAX) {
             return None;
         }
         self.free_head = self.next_free[head as usize];
