@@ -41,6 +41,7 @@ fn init_slow() {
     }
     config::load();
     os::random::choose_secret();
+    large::pool::use_shards(os::process::cpus());
     if config::harden() {
         large::guard_page::install_fault_handler();
     }

@@ -11,7 +11,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::config::{self, Thp};
 use crate::large::pool_region::{class_of, class_size, Links, Region, RUN_CLASSES};
@@ -25,9 +25,10 @@ use crate::sync::SpinLock;
 pub use crate::large::pool_region::MAX_SIZE;
 
 const SHARDS: usize = 8;
-/// Empty regions a shard keeps for their own class before it lays one out
-/// for another.
-const EMPTY_KEPT: usize = RUN_CLASSES;
+/// Shards in use: one per CPU, at most SHARDS (`use_shards`). More shards
+/// than CPUs add no parallelism, only regions that each hold their own
+/// free runs (thread churn spreads threads over all of them).
+static SHARDS_USED: AtomicUsize = AtomicUsize::new(SHARDS);
 
 pub struct Shard {
     lock: SpinLock,
@@ -83,7 +84,12 @@ static PURGING: AtomicBool = AtomicBool::new(false);
 /// The calling thread's shard: its thread pointer, hashed.
 fn my_shard() -> usize {
     let t = os::process::thread_pointer() as u64;
-    ((t >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61) as usize % SHARDS
+    ((t >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61) as usize % SHARDS_USED.load(Ordering::Relaxed)
+}
+
+/// Spreads threads over `cpus` shards (at most SHARDS), at start-up.
+pub fn use_shards(cpus: usize) {
+    SHARDS_USED.store(cpus.clamp(1, SHARDS), Ordering::Relaxed);
 }
 
 /// A block of `size` bytes (at most MAX_SIZE), page-aligned, and whether it
@@ -282,17 +288,18 @@ impl ShardLists {
         if !self.partial[c].is_null() {
             return self.partial[c];
         }
-        // An empty region of this class, else the one emptied longest ago
-        // if enough are waiting (the rest may yet serve their own class).
-        let (mut r, mut oldest, mut waiting) = (self.empty, ptr::null_mut(), 0);
+        // An empty region of this class, else the one emptied longest ago:
+        // its pages are resident already, where a new region's would add
+        // to them while the empty ones wait for the purge
+        // (docs/ARCHITECTURE.md).
+        let (mut r, mut oldest) = (self.empty, ptr::null_mut());
         // SAFETY: regions in this shard's lists are live; the lock is held.
         while !r.is_null() && unsafe { (*r).class() } != c {
             oldest = r;
-            waiting += 1;
             // SAFETY: as above.
             r = unsafe { (*r).list.next };
         }
-        if r.is_null() && waiting >= EMPTY_KEPT {
+        if r.is_null() {
             r = oldest;
         }
         if r.is_null() {

@@ -48,6 +48,20 @@ pub fn thread_pointer() -> usize {
     p
 }
 
+/// How many CPUs the process may run on (1 if the kernel will not say).
+pub fn cpus() -> usize {
+    // SAFETY: cpu_set_t is plain data, zero is a valid (empty) set, and
+    // sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into it.
+    let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let ok = unsafe { libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    if !ok {
+        return 1;
+    }
+    // SAFETY: CPU_COUNT only reads the set the kernel filled.
+    (unsafe { libc::CPU_COUNT(&set) } as usize).max(1)
+}
+
 /// Gives the CPU to another thread.
 pub fn yield_now() {
     // SAFETY: sched_yield has no preconditions.
