@@ -9,7 +9,7 @@
 # Debian's redis-server itself.
 
 BENCH_BINS := $(BUILD)/larson $(BUILD)/random_mixed $(BUILD)/memory $(BUILD)/churn $(BUILD)/bigblocks \
-              $(BUILD)/prodcons $(BUILD)/quiet $(BUILD)/bigheap
+              $(BUILD)/prodcons $(BUILD)/quiet $(BUILD)/bigheap $(BUILD)/handoff $(BUILD)/falseshare $(BUILD)/manythreads
 
 c-programs:: $(BENCH_BINS)
 

@@ -50,6 +50,9 @@ if [[ "$QUICK" == 1 ]]; then
     REDIS_REQUESTS=100000    # redis_idle: redis-benchmark -n, per test
     BIGHEAP_MIB=512          # bigheap: live MiB, and random steps
     BIGHEAP_STEPS=10000000
+    HANDOFF_ROUNDS=10000     # handoff: rounds per thread
+    FALSESHARE_REPEATS=50000 # falseshare: writes of each object per iteration
+    MANY_ROUNDS=10           # manythreads: thread generations
     RUN_TIMEOUT=60
 else
     RUNS=${BENCH_RUNS:-5}
@@ -65,6 +68,9 @@ else
     REDIS_REQUESTS=200000
     BIGHEAP_MIB=1024
     BIGHEAP_STEPS=20000000
+    HANDOFF_ROUNDS=20000
+    FALSESHARE_REPEATS=100000
+    MANY_ROUNDS=20
     RUN_TIMEOUT=180
 fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '$RUNS'"
@@ -78,12 +84,12 @@ done
 # `make bench` has built everything already; run by hand, build what we use.
 if [[ -z "${MAKELEVEL:-}" ]]; then
     make --no-print-directory build/larson build/random_mixed build/memory build/churn build/bigblocks \
-        build/prodcons build/quiet >&2
+        build/prodcons build/quiet build/bigheap build/handoff build/falseshare build/manythreads >&2
     if [[ " ${REQUESTED[*]} " == *" hakmem "* && "$HAK_LIB" == "$PWD/target/release/libhakmem.so" ]]; then
         make --no-print-directory lib >&2 || die "hakmem: cargo build --release failed"
     fi
 fi
-for h in larson random_mixed memory churn bigblocks prodcons quiet; do
+for h in larson random_mixed memory churn bigblocks prodcons quiet bigheap handoff falseshare manythreads; do
     [[ -x "$BUILD_DIR/$h" ]] || die "harness $BUILD_DIR/$h missing (make c-programs)"
 done
 
@@ -163,6 +169,30 @@ add_job memory_bigblocks 1 "bigblocks -n $BIG_STEPS -w 16 -m 65536 -M 16777216 -
 for t in 2 4; do
     add_job prodcons_64 "$t" "prodcons -t $t -m 64 -M 64 -n $PC64_BLOCKS -S 42"
     add_job prodcons_16_1024 "$t" "prodcons -t $t -m 16 -M 1024 -n $PCMIX_BLOCKS -S 42"
+done
+# handoff (threads 2 and 4): each thread keeps 1000 slots of blocks of
+# 16..16000 B skewed small (a third from calloc, two thirds from memalign 8
+# or 16, every page written), frees and refills scattered slots each round,
+# and every other round hands a fresh batch to the next thread, which frees
+# it: rpmalloc's random test's shape. ops_per_sec = mallocs and frees per
+# second, peak_rss_kib = VmHWM.
+for t in 2 4; do
+    add_job handoff "$t" "handoff -t $t -w 1000 -o 100 -r $HANDOFF_ROUNDS -m 16 -M 16000 -S 42"
+done
+# falseshare_{active,passive} (2 threads): each thread mallocs an 8-byte
+# object, writes and reads it FALSESHARE_REPEATS times, frees it, 1000
+# times; passive: its first object is one of two neighbours the main thread
+# allocated (Hoard's cache-thrash and cache-scratch shapes). ops_per_sec =
+# bytes written and read back per second.
+add_job falseshare_active 2 "falseshare -t 2 -s 8 -i 1000 -r $FALSESHARE_REPEATS"
+add_job falseshare_passive 2 "falseshare -t 2 -s 8 -i 1000 -r $FALSESHARE_REPEATS -p"
+# manythreads (threads 8 and 32, more than the cores): MANY_ROUNDS
+# generations of threads, each making 20,000 steps of malloc (16..256 B,
+# one in 100 up to 100 times larger, one in 1000 up to 1000 times), frees
+# of its own blocks and swaps with a shared table (mimalloc's stress test's
+# shape). ops_per_sec = mallocs and frees per second.
+for t in 8 32; do
+    add_job manythreads "$t" "manythreads -t $t -r $MANY_ROUNDS -n 20000 -S 42"
 done
 # quiet_<size>x<count>_{sleep,active}: a burst of blocks written and freed,
 # then QUIET_SECS with no allocator call at all (sleep) or with only
