@@ -236,7 +236,8 @@ for prog in python3 sqlite3 sort gcc perl ruby; do
 done
 # redis_idle: Debian's redis-server with the allocator preloaded, loaded by
 # redis-benchmark (SET on 100,000 random keys, LPUSH, 200-byte values,
-# REDIS_REQUESTS each), then FLUSHALL and 3 s idle: rss_after_load_kib and
+# REDIS_REQUESTS each), then FLUSHALL and 3 s idle: ops_per_sec is the
+# mean of the two tests' requests per second, rss_after_load_kib and
 # rss_idle_kib are the server's VmRSS (scripts/redis-idle.sh).  The glibc
 # column preloads libc (Debian's redis is linked with jemalloc).  Skipped by
 # name when redis cannot be installed.
@@ -339,7 +340,8 @@ run_one() {
             metrics=("final_rss_kib=$(field final_kib "$out")" "seconds=$(field seconds "$out")"
                      "after_delay_rss_kib=$(field after_wait_kib "$out")") ;;
         redis_*)
-            metrics=("rss_after_load_kib=$(field rss_after_load_kib "$out")"
+            metrics=("ops_per_sec=$(field ops_per_sec "$out")"
+                     "rss_after_load_kib=$(field rss_after_load_kib "$out")"
                      "rss_idle_kib=$(field rss_idle_kib "$out")") ;;
         memory_*)
             local start wait

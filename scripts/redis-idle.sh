@@ -20,7 +20,7 @@
 # (default 3), REDIS_TIMEOUT (bound on the server's whole life, default 300 s).
 #
 # Output, one line (KiB):
-#   redis_idle requests=N rss_start_kib=S rss_after_load_kib=L rss_idle_kib=I keys=K
+#   redis_idle requests=N ops_per_sec=R rss_start_kib=S rss_after_load_kib=L rss_idle_kib=I keys=K
 # start: after the server came up; after_load: after redis-benchmark; idle:
 # REDIS_IDLE_SECS after FLUSHALL; keys: DBSIZE after the load (proof it ran).
 # redis-benchmark's own output goes to stderr.  Exit status 1 on any failure,
@@ -157,7 +157,12 @@ timeout 300 redis-benchmark -h 127.0.0.1 -p "$PORT" -n "$REQUESTS" -r 100000 -d 
     -t set,lpush -q </dev/null >"$TMP/bench" 2>&1 \
     || die "redis-benchmark failed: $(tr '\r' '\n' <"$TMP/bench" | tail -n 5 | tr '\n' ' ')"
 # -q still prints progress with carriage returns: keep the final lines.
-tr '\r' '\n' <"$TMP/bench" | grep -E 'requests per second' >&2 || true
+tr '\r' '\n' <"$TMP/bench" | grep -E 'requests per second' >"$TMP/rates" || true
+cat "$TMP/rates" >&2
+# The load's throughput: the mean of the two tests' requests per second.
+ops=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "requests") { s += $i; n++ } }
+           END { if (n == 2) printf "%.1f", s / n }' "$TMP/rates")
+[[ -n "$ops" ]] || die "no 'requests per second' for both tests in redis-benchmark's output"
 keys=$(cli dbsize) || die "redis-cli dbsize failed"
 [[ "$keys" =~ ^[1-9][0-9]*$ ]] || die "after the load DBSIZE is '$keys', not a positive count"
 rss_load=$(rss)
@@ -166,4 +171,4 @@ rss_load=$(rss)
 sleep "$IDLE_SECS"
 rss_idle=$(rss)
 
-echo "redis_idle requests=$REQUESTS rss_start_kib=$rss_start rss_after_load_kib=$rss_load rss_idle_kib=$rss_idle keys=$keys"
+echo "redis_idle requests=$REQUESTS ops_per_sec=$ops rss_start_kib=$rss_start rss_after_load_kib=$rss_load rss_idle_kib=$rss_idle keys=$keys"
