@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -181,6 +182,17 @@ static inline long proc_status_kib(const char *key)
     }
     fprintf(stderr, "%s: no %s in /proc/self/status\n", bench_name, key);
     exit(1);
+}
+
+/* Starts a thread running fn(arg) into *t; if it cannot, says why and
+ * ends the harness (exit status 1). */
+static inline void bench_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    int err = pthread_create(t, NULL, fn, arg);
+    if (err != 0) {
+        fprintf(stderr, "%s: pthread_create: %s\n", bench_name, strerror(err));
+        exit(1);
+    }
 }
 
 /* An array for n pointers from mmap, not from the allocator under test, so

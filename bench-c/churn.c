@@ -75,10 +75,7 @@ int main(int argc, char **argv)
         uint64_t n = threads - done < batch ? threads - done : batch;
         for (uint64_t b = 0; b < n; b++) {
             jobs[b].seed = done + b;
-            if (pthread_create(&tids[b], NULL, worker, &jobs[b]) != 0) {
-                fprintf(stderr, "churn: pthread_create failed\n");
-                return 1;
-            }
+            bench_thread(&tids[b], worker, &jobs[b]);
         }
         for (uint64_t b = 0; b < n; b++)
             pthread_join(tids[b], NULL);

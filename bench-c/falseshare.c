@@ -82,13 +82,8 @@ int main(int argc, char **argv)
             die_oom("malloc", g_size);
     }
     pthread_barrier_init(&g_barrier, NULL, (unsigned)threads + 1);
-    for (uint64_t i = 0; i < threads; i++) {
-        int err = pthread_create(&tids[i], NULL, run, &jobs[i]);
-        if (err != 0) {
-            fprintf(stderr, "falseshare: pthread_create: %s\n", strerror(err));
-            return 1;
-        }
-    }
+    for (uint64_t i = 0; i < threads; i++)
+        bench_thread(&tids[i], run, &jobs[i]);
     pthread_barrier_wait(&g_barrier);
     double t0 = now_sec();
     uint64_t sum = 0;

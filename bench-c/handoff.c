@@ -237,11 +237,7 @@ int main(int argc, char **argv)
     pthread_barrier_init(&g_barrier, NULL, g_threads + 1);
     for (unsigned i = 0; i < g_threads; i++) {
         g_workers[i].index = i;
-        int err = pthread_create(&tids[i], NULL, run, &g_workers[i]);
-        if (err != 0) {
-            fprintf(stderr, "handoff: pthread_create: %s\n", strerror(err));
-            return 1;
-        }
+        bench_thread(&tids[i], run, &g_workers[i]);
     }
     pthread_barrier_wait(&g_barrier);
     double t0 = now_sec();

@@ -42,11 +42,7 @@ static void *worker(void *arg);
 static void start_thread(struct lineage *l)
 {
     pthread_t t;
-    int err = pthread_create(&t, NULL, worker, l);
-    if (err != 0) {
-        fprintf(stderr, "larson: pthread_create: %s\n", strerror(err));
-        exit(1);
-    }
+    bench_thread(&t, worker, l);
     atomic_fetch_add_explicit(&g_threads_created, 1, memory_order_relaxed);
 }
 

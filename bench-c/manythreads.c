@@ -121,13 +121,8 @@ int main(int argc, char **argv)
     uint64_t freed = 0;
     double t0 = now_sec();
     for (uint64_t r = 0; r < rounds; r++) {
-        for (uint64_t i = 0; i < threads; i++) {
-            int err = pthread_create(&tids[i], NULL, run, (void *)(uintptr_t)(r * threads + i + 1));
-            if (err != 0) {
-                fprintf(stderr, "manythreads: pthread_create: %s\n", strerror(err));
-                return 1;
-            }
-        }
+        for (uint64_t i = 0; i < threads; i++)
+            bench_thread(&tids[i], run, (void *)(uintptr_t)(r * threads + i + 1));
         for (uint64_t i = 0; i < threads; i++)
             pthread_join(tids[i], NULL);
         for (size_t i = 0; i < SHARED; i++)

@@ -154,15 +154,6 @@ static void *consumer(void *arg)
     return NULL;
 }
 
-static void start(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-    int err = pthread_create(t, NULL, fn, arg);
-    if (err != 0) {
-        fprintf(stderr, "prodcons: pthread_create: %s\n", strerror(err));
-        exit(1);
-    }
-}
-
 int main(int argc, char **argv)
 {
     bench_name = "prodcons";
@@ -229,9 +220,9 @@ int main(int argc, char **argv)
 
     double t0 = now_sec();
     for (uint64_t i = 0; i < consumers; i++)
-        start(&tids[i], consumer, &passed[i]);
+        bench_thread(&tids[i], consumer, &passed[i]);
     for (uint64_t i = 0; i < producers; i++)
-        start(&tids[consumers + i], producer, (void *)(uintptr_t)(i + 1));
+        bench_thread(&tids[consumers + i], producer, (void *)(uintptr_t)(i + 1));
     if (total == 0) {
         /* Timed run: sleep until the deadline, then raise the stop flag. */
         double deadline = t0 + seconds;

@@ -88,11 +88,7 @@ int main(int argc, char **argv)
     }
     for (uint64_t t = 0; t < threads; t++) {
         jobs[t].rng = rng_seed(seed, t);
-        int err = pthread_create(&tids[t], NULL, run, &jobs[t]);
-        if (err != 0) {
-            fprintf(stderr, "random_mixed: pthread_create: %s\n", strerror(err));
-            return 1;
-        }
+        bench_thread(&tids[t], run, &jobs[t]);
     }
     /* The slowest thread's loop time: all ops were done within it. */
     double seconds = 0.0;
