@@ -17,7 +17,7 @@ use crate::large::bigcache;
 use crate::large::quarantine;
 use crate::os::pagemap::{self, REGION_SIZE};
 use crate::os::{self, random, PAGE};
-use crate::slab::free_mark;
+use crate::slab::free_mark::{self, MARKED_BYTES};
 use crate::stats::{self, Counter, Footprint};
 use crate::valgrind;
 
@@ -35,9 +35,6 @@ pub struct BigHeader {
 
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
 const HEADER: usize = 128;
-/// Bytes of a freed block's start that carry the free mark (as pool runs'):
-/// a write there before the memory is reused is found then.
-const MARKED: usize = 32;
 // The header's last bytes are the block's front guard (`canary`), so that
 // a write before the block's start is found.
 const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER - canary::FRONT_GUARD);
@@ -114,9 +111,9 @@ fn freed_magic(base: usize) -> u64 {
 /// Marks the block freed at `base` (its user block right past the header).
 fn mark_freed(base: usize) {
     // SAFETY: base is the header of a block just freed, still mapped, and
-    // the block has more than MARKED bytes (it is bigger than the pool's).
+    // the block has more than MARKED_BYTES bytes (it is bigger than the pool's).
     unsafe { (*(base as *mut BigHeader)).magic = freed_magic(base) };
-    free_mark::mark((base + HEADER) as *mut u8, MARKED, random::secret());
+    free_mark::mark((base + HEADER) as *mut u8, MARKED_BYTES, random::secret());
 }
 
 /// Whether the cached range at `addr` (of `len` bytes) starts with a block
@@ -124,7 +121,7 @@ fn mark_freed(base: usize) {
 fn starts_freed(addr: usize, len: usize) -> bool {
     // SAFETY: the range is cached, mapped and ours; a purged one reads as
     // zero, which no freed magic is.
-    len >= HEADER + MARKED && unsafe { (*(addr as *const BigHeader)).magic } == freed_magic(addr)
+    len >= HEADER + MARKED_BYTES && unsafe { (*(addr as *const BigHeader)).magic } == freed_magic(addr)
 }
 
 /// Whether `p` is a big block that was freed and waits in BigCache (for a
@@ -141,7 +138,7 @@ fn check_freed(addr: usize, len: usize) {
         return;
     }
     let block = addr + HEADER;
-    if let Some(at) = free_mark::check(block as *mut u8, MARKED, random::secret()) {
+    if let Some(at) = free_mark::check(block as *mut u8, MARKED_BYTES, random::secret()) {
         diag::write_after_free(block + at, block, "malloc was to use its memory again");
     }
 }

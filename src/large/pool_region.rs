@@ -11,7 +11,7 @@ use core::ptr;
 use crate::canary;
 use crate::config;
 use crate::diag;
-use crate::slab::free_mark;
+use crate::slab::free_mark::{self, MARKED_BYTES};
 use crate::valgrind;
 use crate::os::pagemap::{self, REGION_SIZE};
 use crate::os::{self, random, PAGE};
@@ -35,8 +35,6 @@ const DELAYED_RUN_MAX: usize = REGION_SIZE / 16;
 const MAX_RUNS: usize = (PAGES - FIRST_RUN_PAGE) / CLASS_PAGES[0] as usize;
 
 const MAGIC: u64 = 0x68616b6d_656d504c; // "hakmemPL"
-/// Bytes of a free run that carry the free mark and poison.
-const MARKED: usize = 32;
 /// The last bytes before a live run hold its front guard (`canary`): the
 /// header page's end before the first run, the previous run's last bytes
 /// when that run is live and leaves them free (`guards_next`). A write
@@ -302,7 +300,7 @@ impl Region {
         let found = if clear { "malloc was to hand it out" } else { "the next run was freed" };
         let p = self.run_addr(i) as *mut u8;
         let key = random::secret();
-        let damage = if clear { free_mark::check_and_clear(p, MARKED, key) } else { free_mark::check(p, MARKED, key) };
+        let damage = if clear { free_mark::check_and_clear(p, MARKED_BYTES, key) } else { free_mark::check(p, MARKED_BYTES, key) };
         if let Some(at) = damage {
             diag::write_after_free(p as usize + at, p as usize, found);
         }
@@ -341,7 +339,7 @@ impl Region {
             self.check_mark(self.free_head as usize, false);
         }
         if !valgrind::active() {
-            free_mark::mark(self.run_addr(i) as *mut u8, MARKED, random::secret());
+            free_mark::mark(self.run_addr(i) as *mut u8, MARKED_BYTES, random::secret());
         }
         self.state[i] = RunState::Dirty;
         self.freed_at[i] = now;

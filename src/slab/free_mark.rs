@@ -11,11 +11,13 @@
 //! blocks waiting in BigCache carry the same mark in every mode
 //! (`large/pool_region.rs`, `large/big.rs`).
 
-/// Blocks of at least this size get two poison words after the mark (bytes
-/// 16..32); a 16-byte block has room for the mark alone. Poisoning the first
-/// 64 bytes cost hardened random mixed 47% more time, these two words 7%
+/// The bytes a mark and its poison cover: blocks of at least this size get
+/// two poison words after the mark (bytes 16..32); a 16-byte block has room
+/// for the mark alone. Larger free blocks (pool runs, big blocks in
+/// BigCache) are marked over these bytes. Poisoning the first 64 bytes cost
+/// hardened random mixed 47% more time, these two words 7%
 /// (docs/ARCHITECTURE.md).
-const POISONED: usize = 32;
+pub const MARKED_BYTES: usize = 32;
 
 fn word(p: *mut u8, i: usize) -> *mut usize {
     p.cast::<usize>().wrapping_add(i)
@@ -39,7 +41,7 @@ pub fn mark(p: *mut u8, size: usize, key: usize) {
     // caller owns; words 2 and 3 are written only when it has 32 bytes.
     unsafe {
         *word(p, 1) = p as usize ^ key;
-        if size >= POISONED {
+        if size >= MARKED_BYTES {
             *word(p, 2) = poison(key);
             *word(p, 3) = poison(key);
         }
@@ -65,7 +67,7 @@ pub fn check(p: *mut u8, size: usize, key: usize) -> Option<usize> {
     let v = poison(key);
     // SAFETY: as in `mark`: the block is the caller's, these words are in it.
     let intact = unsafe {
-        is_marked(p, key) && (size < POISONED || (*word(p, 2) == v && *word(p, 3) == v))
+        is_marked(p, key) && (size < MARKED_BYTES || (*word(p, 2) == v && *word(p, 3) == v))
     };
     if intact {
         None
