@@ -116,6 +116,30 @@ fn after_slow_path(own_heap: bool) {
     }
 }
 
+/// Whether `p`, which free's fast path did not take, is a slab block after
+/// all: its SuperSlab was knocked at (`registry::knock_all`, the purge
+/// thread's way of reaching a thread whose calls all hit its cache). Then
+/// the knock is answered (if another free has not done it meanwhile), the
+/// trim this thread was asked for happens now, and the caller frees `p`
+/// again. Anywhere else the fast path and this test agree, so it cannot
+/// send a free round twice but for a new knock.
+#[cold]
+#[inline(never)]
+pub fn answer_knock(p: *mut u8) -> bool {
+    let a = p as usize;
+    if pagemap::kind(a) != pagemap::SUPERSLAB || superslab::block_class(a).is_none() {
+        return false;
+    }
+    pagemap::answer(a);
+    let heap = tls::heap();
+    if heap != tls::sentinel() {
+        // SAFETY: a live TLS heap belongs to this thread alone.
+        unsafe { (*heap).trim_if_asked() };
+        after_slow_path(true);
+    }
+    true
+}
+
 /// malloc from a thread that has no heap: new, setting itself up, or exited.
 #[inline(never)]
 fn malloc_without_heap(c: usize) -> *mut u8 {

@@ -90,7 +90,7 @@ fn malloc_miss(c: usize, size: usize) -> *mut u8 {
 #[inline(always)]
 pub fn free(p: *mut u8, who: &str) {
     let a = p as usize;
-    if pagemap::kind(a) == pagemap::SUPERSLAB {
+    if pagemap::fast_kind(a) == pagemap::SUPERSLAB {
         if let Some(offset) = superslab::block_bin_offset(a) {
             let heap = tls::heap();
             // SAFETY: the bin offset is that of a class < NUM_CLASSES, so it
@@ -126,6 +126,9 @@ fn free_small_miss(p: *mut u8, c: usize) {
 #[cold]
 #[inline(never)]
 fn free_other(p: *mut u8, who: &str) {
+    if miss::answer_knock(p) {
+        return free(p, who);
+    }
     if config::harden() {
         return hardened::free(p, who);
     }

@@ -28,6 +28,9 @@ pub const POOL: u8 = 4;
 /// A freed big block's range, held inaccessible for a while (hardened
 /// mode, `large/quarantine.rs`).
 pub const FREED_BIG: u8 = 5;
+/// A SuperSlab whose next free is to take the slow way (`knock`); every
+/// lookup but free's fast path (`fast_kind`) reads it as SUPERSLAB.
+pub const SUPERSLAB_KNOCKED: u8 = 6;
 /// A big block starts in this region; its header is `kind - BIG_HEAD`
 /// regions below this region's base (more than 0 only for huge alignments).
 pub const BIG_HEAD: u8 = 16;
@@ -55,6 +58,18 @@ fn entry(index: usize) -> &'static AtomicU8 {
 /// kernel addresses).
 #[inline(always)]
 pub fn kind(addr: usize) -> u8 {
+    let k = fast_kind(addr);
+    if k == SUPERSLAB_KNOCKED {
+        SUPERSLAB
+    } else {
+        k
+    }
+}
+
+/// `kind` for free's fast path: a knocked SuperSlab is not SUPERSLAB here,
+/// so its next free takes the slow way, which answers the knock.
+#[inline(always)]
+pub fn fast_kind(addr: usize) -> u8 {
     let mut index = addr >> REGION_SHIFT;
     // An empty asm hides how index was made, so the compiler tests it as is
     // (one compare) instead of shifting the address again to test its top
@@ -67,6 +82,26 @@ pub fn kind(addr: usize) -> u8 {
     // Relaxed: whoever holds a pointer into a region got it from an
     // allocation that happened after the entry was written.
     entry(index).load(Ordering::Relaxed)
+}
+
+/// Knocks at the SuperSlab at `addr`: the next free of one of its blocks
+/// takes the slow way, so that a thread whose calls all hit its cache
+/// still looks at what it was asked. The caller holds the registry's lock,
+/// under which SuperSlabs are mapped and unmapped.
+pub fn knock(addr: usize) {
+    let _ = entry(addr >> REGION_SHIFT).compare_exchange(SUPERSLAB, SUPERSLAB_KNOCKED, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// If the region holding `addr` is knocked at: makes it a plain SuperSlab
+/// again and returns true (one call answers each knock). An unmapping
+/// meanwhile stays unmapped: only a knocked entry changes.
+pub fn answer(addr: usize) -> bool {
+    let index = addr >> REGION_SHIFT;
+    index < ENTRIES
+        && entry(index).load(Ordering::Relaxed) == SUPERSLAB_KNOCKED
+        && entry(index)
+            .compare_exchange(SUPERSLAB_KNOCKED, SUPERSLAB, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Marks `count` regions from the one holding `addr`.
@@ -98,5 +133,22 @@ mod tests {
         assert_eq!(kind(base + 3 * REGION_SIZE), NONE);
         set(base, 3, NONE);
         assert_eq!(kind(base + REGION_SIZE), NONE);
+    }
+
+    #[test]
+    fn a_knocked_superslab_is_one_but_to_the_fast_path_until_answered() {
+        let base = 0x5a5b_0000_0000usize;
+        knock(base);
+        assert_eq!(kind(base), NONE, "only a SuperSlab is knocked at");
+        set(base, 1, SUPERSLAB);
+        knock(base);
+        assert_eq!((kind(base + 8), fast_kind(base + 8)), (SUPERSLAB, SUPERSLAB_KNOCKED));
+        assert!(answer(base + 8));
+        assert!(!answer(base + 8), "one answer per knock");
+        assert_eq!(fast_kind(base), SUPERSLAB);
+        knock(base);
+        set(base, 1, NONE);
+        assert!(!answer(base), "an unmapped region stays unmapped");
+        assert_eq!(fast_kind(base), NONE);
     }
 }

@@ -45,7 +45,12 @@ fn memory_due() -> u64 {
 /// was given back.
 pub fn run(now: u64, force: bool) -> bool {
     let slabs = registry::purge(now, force);
-    lifecycle::ask_trims(now, force);
+    if lifecycle::ask_trims(now, force) {
+        // A thread whose calls all hit its cache would not hear the ask
+        // until its next slow path: its next free into each SuperSlab
+        // takes the slow way now.
+        registry::knock_all();
+    }
     let heaps = lifecycle::purge_pooled(now, force);
     let released = large::purge(now, force) | slabs | heaps;
     if released {

@@ -56,6 +56,8 @@ struct State {
     with_room: *mut SuperSlab,
     /// Per class, slabs whose owner exited (linked through `next`).
     abandoned: [*mut Slab; NUM_CLASSES],
+    /// Every SuperSlab mapped (linked through `all_next`/`all_prev`).
+    all: *mut SuperSlab,
 }
 
 struct Registry {
@@ -71,6 +73,7 @@ static REGISTRY: Registry = Registry {
     state: UnsafeCell::new(State {
         with_room: ptr::null_mut(),
         abandoned: [ptr::null_mut(); NUM_CLASSES],
+        all: ptr::null_mut(),
     }),
 };
 
@@ -100,7 +103,7 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
             }
             ss = s.next;
         }
-        let ss = new_superslab();
+        let ss = new_superslab(st);
         if ss.is_null() {
             return ptr::null_mut();
         }
@@ -203,7 +206,7 @@ fn purge_locked(st: &mut State, now: u64, force: bool) -> bool {
         let next = s.next;
         if s.is_empty() && ripe(s.empty_since) {
             unlink(st, ss);
-            drop_superslab(ss);
+            drop_superslab(st, ss);
             released = true;
         } else {
             if s.dirty_units != 0 && !whole_regions {
@@ -223,6 +226,19 @@ fn purge_locked(st: &mut State, now: u64, force: bool) -> bool {
     }
     PURGE_DUE.set(due);
     released
+}
+
+/// Knocks at every SuperSlab (`pagemap::knock`): the next free into each
+/// takes the slow way, where a thread asked to trim its cache does it.
+pub fn knock_all() {
+    with_state(|st| {
+        let mut ss = st.all;
+        while !ss.is_null() {
+            pagemap::knock(ss as usize);
+            // SAFETY: listed SuperSlabs are mapped and ours under the lock.
+            ss = unsafe { (*ss).all_next };
+        }
+    })
 }
 
 /// MADV_DONTNEED over each run of consecutive units set in `mask`.
@@ -274,22 +290,43 @@ pub fn adopt(class: usize) -> *mut Slab {
     })
 }
 
-fn new_superslab() -> *mut SuperSlab {
+fn new_superslab(st: &mut State) -> *mut SuperSlab {
     let p = os::map_aligned(REGION_SIZE, REGION_SIZE) as *mut SuperSlab;
     if p.is_null() {
         return p;
     }
     os::huge_pages(p as *mut u8, REGION_SIZE, config::huge_page_advice());
-    // SAFETY: a fresh mapping of REGION_SIZE bytes, zeroed, ours alone.
-    unsafe { (*p).init() };
+    // SAFETY: a fresh mapping of REGION_SIZE bytes, zeroed, ours alone; the
+    // list's head is a live SuperSlab, under the lock.
+    unsafe {
+        (*p).init();
+        (*p).all_next = st.all;
+        if !st.all.is_null() {
+            (*st.all).all_prev = p;
+        }
+    }
+    st.all = p;
     pagemap::set(p as usize, 1, pagemap::SUPERSLAB);
     stats::add(Counter::SuperslabsMapped, 1);
     stats::superslabs_mapped(1);
     p
 }
 
-fn drop_superslab(ss: *mut SuperSlab) {
+fn drop_superslab(st: &mut State, ss: *mut SuperSlab) {
     pagemap::set(ss as usize, 1, pagemap::NONE);
+    // SAFETY: ss and its neighbours on the list are live SuperSlabs, under
+    // the lock.
+    unsafe {
+        let (prev, next) = ((*ss).all_prev, (*ss).all_next);
+        if prev.is_null() {
+            st.all = next;
+        } else {
+            (*prev).all_next = next;
+        }
+        if !next.is_null() {
+            (*next).all_prev = prev;
+        }
+    }
     os::unmap(ss as *mut u8, REGION_SIZE);
     stats::superslabs_mapped(-1);
 }

@@ -53,6 +53,9 @@ pub struct SuperSlab {
     pub next: *mut SuperSlab,
     pub prev: *mut SuperSlab,
     pub listed: bool,
+    /// Links on the registry's list of every SuperSlab.
+    pub all_next: *mut SuperSlab,
+    pub all_prev: *mut SuperSlab,
     /// Free units whose pages may still be resident (set when a slab is
     /// released, cleared when the purge gives them back or a slab reuses them).
     pub dirty_units: u32,
@@ -158,6 +161,8 @@ impl SuperSlab {
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
         self.listed = false;
+        self.all_next = ptr::null_mut();
+        self.all_prev = ptr::null_mut();
         self.dirty_units = 0;
         self.dirty_since = 0;
         self.empty_since = 0;

@@ -439,7 +439,7 @@ impl Heap {
     /// The purge thread asked for a trim (the purge delay has passed since
     /// we wanted one): idle classes give their blocks back, and a cache
     /// that still holds more than it starts with wants the next trim.
-    fn trim_if_asked(&mut self) {
+    pub fn trim_if_asked(&mut self) {
         if !self.trim_asked.load(Ordering::Relaxed) {
             return;
         }

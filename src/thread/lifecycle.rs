@@ -225,26 +225,29 @@ fn unlink_live(h: *mut Heap) {
 }
 
 /// Asks every live heap whose cache wants a trim to make it (their owners
-/// do, at their next free: `Heap::ask_trim`), when that is due (always
-/// when `force`). Gives nothing back itself, so it returns nothing.
-pub fn ask_trims(now: u64, force: bool) {
+/// do, at their next slow path: `Heap::ask_trim`), when that is due (always
+/// when `force`). Gives nothing back itself; true if it asked any.
+pub fn ask_trims(now: u64, force: bool) -> bool {
     if !CACHE_TRIM_DUE.reached(now, force) {
-        return;
+        return false;
     }
     // Owners that want a trim again note a new time.
     CACHE_TRIM_DUE.set(NEVER);
     let _g = LIVE_HEAPS.lock.lock();
     // SAFETY: the live-list lock is held; listed heaps are live.
     let mut h = unsafe { *LIVE_HEAPS.heap.get() };
+    let mut asked = false;
     while !h.is_null() {
         // SAFETY: as above; ask_trim touches only the heap's atomics.
         unsafe {
             if (*h).trim_wanted.load(Ordering::Relaxed) {
                 Heap::ask_trim(h);
+                asked = true;
             }
             h = (*h).live_next;
         }
     }
+    asked
 }
 
 /// Runs `f` on the shared heap of exited threads, under its lock.
