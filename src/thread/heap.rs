@@ -411,7 +411,9 @@ impl Heap {
 
     /// Classes with no slow-path event since the last look give room back:
     /// half of it (`to_min` false), or all but the floor (a trim the purge
-    /// thread asked for: such a class has been idle for a purge delay).
+    /// thread asked for: such a class has been idle for a purge delay). A
+    /// trim also empties the bins of classes that had no refill since the
+    /// last look, keeping their room.
     fn shrink_idle(&mut self, to_min: bool) {
         for c in 0..NUM_CLASSES {
             let now = self.bin(c).cap();
@@ -422,6 +424,12 @@ impl Heap {
                     self.flush(c, count - cap / 2);
                 }
                 self.bin(c).set_cap(cap);
+            } else if to_min && self.rings[c].refills == 0 {
+                // A class this thread only freed since the last look (a
+                // mass free, or other threads' blocks): nothing here reuses
+                // what it caches, which keeps their slabs resident.
+                let count = self.bin(c).count();
+                self.flush(c, count);
             }
             self.rings[c].events = 0;
             self.rings[c].refills = 0;
