@@ -199,6 +199,8 @@ fn free_without_heap(p: *mut u8, c: usize) {
     let t = tls::current();
     // SAFETY: t is this thread's record.
     if unsafe { (*t).state } == ThreadState::New && init::thread(t) {
+        // SAFETY: init::thread gave this thread its heap, its own alone.
+        unsafe { (*tls::heap()).close_bins() };
         return free_slab_block(p, c);
     }
     checked::note_free(c, p);

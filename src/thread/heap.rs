@@ -43,6 +43,11 @@ pub struct Heap {
     /// bins in use, which only `thread/checked.rs` reaches.
     checked_bins: [Bin; NUM_CLASSES],
     pub checked: bool,
+    /// The slot area the bins are laid over (`init`), for `open_bins`.
+    slots: *mut *mut u8,
+    /// Frees made while the bins are closed (`close_bins`); 0 when open.
+    closed_frees: u32,
+    closed: bool,
     /// Checked mode with hardening: the key free marks are encoded with,
     /// taken from `config` and the process key when the heap is set up (0
     /// without hardening), so the checked paths read one field.
@@ -78,6 +83,11 @@ pub struct Heap {
     pub live_prev: *mut Heap,
 }
 
+/// Frees a heap set up by a free gives straight back to their slabs before
+/// it opens its bins (`Heap::close_bins`): a thread that only frees (a
+/// consumer) then batches through its cache like any other.
+const CLOSED_FREES: u32 = 64;
+
 /// Slow-path events between looks for idle classes to shrink (a power of
 /// two, so the count may wrap).
 const TICK_EVENTS: u32 = 4096;
@@ -96,6 +106,9 @@ impl Heap {
         rings: [SlabRings::EMPTY; NUM_CLASSES],
         checked_bins: [Bin::EMPTY; NUM_CLASSES],
         checked: false,
+        slots: ptr::null_mut(),
+        closed_frees: 0,
+        closed: false,
         mark_key: 0,
         shared: false,
         slow_events: 0,
@@ -114,6 +127,9 @@ impl Heap {
     /// only the slow path sees them.
     pub fn init(&mut self, slots: *mut *mut u8, checked: bool, mark_key: usize) {
         self.checked = checked;
+        self.slots = slots;
+        self.closed = false;
+        self.closed_frees = 0;
         self.mark_key = mark_key;
         for c in 0..NUM_CLASSES {
             // SAFETY: the slot area holds TOTAL_SLOTS entries.
@@ -168,9 +184,40 @@ impl Heap {
         }
     }
 
+    /// Closes the bins of a heap set up by a free, until the thread's first
+    /// malloc or CLOSED_FREES frees: what a thread frees before it ever
+    /// allocates was most likely handed to it by another thread, and goes
+    /// back to its slab instead of being the next block this thread's
+    /// malloc gets. Reused here, it would sit on a cache line the other
+    /// thread writes: the passive false sharing of a thread that allocates
+    /// for its workers (ARCHITECTURE, "Where hakmem stays behind"). Every
+    /// free and malloc then misses, which is where this is undone.
+    pub fn close_bins(&mut self) {
+        if self.checked {
+            return;
+        }
+        for c in 0..NUM_CLASSES {
+            self.bins[c] = Bin::EMPTY;
+        }
+        self.closed = true;
+        self.closed_frees = 0;
+    }
+
+    fn open_bins(&mut self) {
+        self.closed = false;
+        self.closed_frees = 0;
+        for c in 0..NUM_CLASSES {
+            // SAFETY: the slot area holds TOTAL_SLOTS entries.
+            self.bins[c] = Bin::new(unsafe { self.slots.add(SLOT_OFFSET[c]) }, start_cap(c));
+        }
+    }
+
     /// Cache miss for class `c`: refills the bin and returns one block, or
     /// null when no memory can be had.
     pub fn refill(&mut self, c: usize) -> *mut u8 {
+        if self.closed {
+            self.open_bins();
+        }
         self.note_event(c, true);
         let want = (self.bin(c).cap() / 2).max(1);
         let (slots, _) = self.bin(c).spill(); // empty: this is a miss
@@ -186,7 +233,16 @@ impl Heap {
     }
 
     /// Cache overflow for class `c`: gives the older half back, then keeps `p`.
+    /// With the bins closed, `p` goes back to its slab (the first
+    /// CLOSED_FREES times: a thread that only frees then gets its cache).
     pub fn overflow(&mut self, c: usize, p: *mut u8) {
+        if self.closed {
+            self.closed_frees += 1;
+            if self.closed_frees < CLOSED_FREES {
+                return self.give_back(p);
+            }
+            self.open_bins();
+        }
         self.note_event(c, false);
         let half = self.bin(c).count() / 2;
         self.flush(c, half.max(1));
@@ -345,6 +401,9 @@ impl Heap {
     /// Hands back everything: cached blocks to their slabs, empty slabs to
     /// the registry, the rest to the abandoned lists for other threads.
     pub fn abandon(&mut self) {
+        if self.closed {
+            self.open_bins();
+        }
         self.drain_inbox();
         for c in 0..NUM_CLASSES {
             let count = self.bin(c).count();
@@ -429,7 +488,9 @@ impl Heap {
                 // mass free, or other threads' blocks): nothing here reuses
                 // what it caches, which keeps their slabs resident.
                 let count = self.bin(c).count();
-                self.flush(c, count);
+                if count > 0 {
+                    self.flush(c, count);
+                }
             }
             self.rings[c].events = 0;
             self.rings[c].refills = 0;
@@ -716,6 +777,34 @@ mod tests {
         adopter.give_back(kept);
         adopter.abandon();
         b.abandon();
+    }
+
+    #[test]
+    fn a_heap_set_up_by_a_free_gives_it_back_and_opens_at_its_first_malloc() {
+        let (mut a, mut b) = (test_heap(), test_heap());
+        let (a, b) = (&mut *a.heap, &mut *b.heap);
+        let c = class_of(24000);
+        let handed = a.alloc(c);
+        let s = slab(handed);
+        b.close_bins();
+        b.overflow(c, handed);
+        assert_eq!(b.bin(c).count(), 0, "not cached by the thread that never allocated");
+        assert_eq!(s.remote.load(Ordering::Relaxed) as *mut u8, handed, "back on its slab's remote list");
+        let own = b.alloc(c);
+        assert!(!own.is_null() && !ptr::eq(slab(own), s), "the first malloc takes from the thread's own slab");
+        b.overflow(c, own);
+        assert!(b.bin(c).count() > 0 && b.bin(c).cap() > 0, "the bins are open again");
+        // A thread that only frees opens them after CLOSED_FREES frees.
+        let theirs: Vec<*mut u8> = (0..CLOSED_FREES).map(|_| a.alloc(c)).collect();
+        let mut consumer = test_heap();
+        let consumer = &mut *consumer.heap;
+        consumer.close_bins();
+        theirs.iter().for_each(|&p| consumer.overflow(c, p));
+        assert_eq!(consumer.bin(c).count(), 1, "the CLOSED_FREES-th free is cached");
+        assert_eq!(consumer.bin(c).pop(), theirs.last().copied());
+        consumer.abandon();
+        b.abandon();
+        a.abandon();
     }
 
     #[test]
