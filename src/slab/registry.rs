@@ -20,7 +20,7 @@ use crate::os::pagemap::{self, REGION_SIZE};
 use crate::os;
 use crate::size_class::{units_for, CLASS_SIZE, NUM_CLASSES, UNIT_SHIFT};
 use crate::slab::slab::Slab;
-use crate::slab::superslab::{self, SuperSlab, UNITS};
+use crate::slab::superslab::{self, Links, SuperSlab, UNITS};
 use crate::stats::{self, Counter, Footprint};
 use crate::sync::due::{Due, NEVER};
 use crate::sync::SpinLock;
@@ -40,7 +40,7 @@ pub fn footprint() -> Footprint {
             // SAFETY: listed SuperSlabs are mapped and ours under the lock.
             let s = unsafe { &*ss };
             n += s.dirty_units.count_ones() as usize;
-            ss = s.next;
+            ss = s.room.next;
         }
         n
     });
@@ -56,7 +56,7 @@ struct State {
     with_room: *mut SuperSlab,
     /// Per class, slabs whose owner exited (linked through `next`).
     abandoned: [*mut Slab; NUM_CLASSES],
-    /// Every SuperSlab mapped (linked through `all_next`/`all_prev`).
+    /// Every SuperSlab mapped (linked through `all`).
     all: *mut SuperSlab,
 }
 
@@ -101,7 +101,7 @@ pub fn alloc_slab(class: usize) -> *mut Slab {
                 }
                 return slab;
             }
-            ss = s.next;
+            ss = s.room.next;
         }
         let ss = new_superslab(st);
         if ss.is_null() {
@@ -203,7 +203,7 @@ fn purge_locked(st: &mut State, now: u64, force: bool) -> bool {
     while !ss.is_null() {
         // SAFETY: listed SuperSlabs are mapped and ours under the lock.
         let s = unsafe { &mut *ss };
-        let next = s.next;
+        let next = s.room.next;
         if s.is_empty() && ripe(s.empty_since) {
             unlink(st, ss);
             drop_superslab(st, ss);
@@ -236,7 +236,7 @@ pub fn knock_all() {
         while !ss.is_null() {
             pagemap::knock(ss as usize);
             // SAFETY: listed SuperSlabs are mapped and ours under the lock.
-            ss = unsafe { (*ss).all_next };
+            ss = unsafe { (*ss).all.next };
         }
     })
 }
@@ -297,15 +297,11 @@ fn new_superslab(st: &mut State) -> *mut SuperSlab {
     }
     os::huge_pages(p as *mut u8, REGION_SIZE, config::huge_page_advice());
     // SAFETY: a fresh mapping of REGION_SIZE bytes, zeroed, ours alone; the
-    // list's head is a live SuperSlab, under the lock.
+    // list's members are live SuperSlabs, under the lock.
     unsafe {
         (*p).init();
-        (*p).all_next = st.all;
-        if !st.all.is_null() {
-            (*st.all).all_prev = p;
-        }
+        push_front(&mut st.all, p, all_links);
     }
-    st.all = p;
     pagemap::set(p as usize, 1, pagemap::SUPERSLAB);
     stats::add(Counter::SuperslabsMapped, 1);
     stats::superslabs_mapped(1);
@@ -316,50 +312,60 @@ fn drop_superslab(st: &mut State, ss: *mut SuperSlab) {
     pagemap::set(ss as usize, 1, pagemap::NONE);
     // SAFETY: ss and its neighbours on the list are live SuperSlabs, under
     // the lock.
-    unsafe {
-        let (prev, next) = ((*ss).all_prev, (*ss).all_next);
-        if prev.is_null() {
-            st.all = next;
-        } else {
-            (*prev).all_next = next;
-        }
-        if !next.is_null() {
-            (*next).all_prev = prev;
-        }
-    }
+    unsafe { remove(&mut st.all, ss, all_links) };
     os::unmap(ss as *mut u8, REGION_SIZE);
     stats::superslabs_mapped(-1);
 }
 
 fn link(st: &mut State, ss: *mut SuperSlab) {
-    // SAFETY: ss and the list head are live SuperSlabs, under the lock.
+    // SAFETY: ss and the list's members are live SuperSlabs, under the lock.
     unsafe {
-        (*ss).prev = ptr::null_mut();
-        (*ss).next = st.with_room;
-        if !st.with_room.is_null() {
-            (*st.with_room).prev = ss;
-        }
+        push_front(&mut st.with_room, ss, room_links);
         (*ss).listed = true;
     }
-    st.with_room = ss;
 }
 
 fn unlink(st: &mut State, ss: *mut SuperSlab) {
     // SAFETY: ss is on the list, under the lock.
     unsafe {
-        let (prev, next) = ((*ss).prev, (*ss).next);
-        if prev.is_null() {
-            st.with_room = next;
-        } else {
-            (*prev).next = next;
-        }
-        if !next.is_null() {
-            (*next).prev = prev;
-        }
+        remove(&mut st.with_room, ss, room_links);
         (*ss).listed = false;
-        (*ss).next = ptr::null_mut();
-        (*ss).prev = ptr::null_mut();
     }
+}
+
+/// The links of the list of SuperSlabs with room, and of the list of all.
+unsafe fn room_links(ss: *mut SuperSlab) -> *mut Links {
+    ptr::addr_of_mut!((*ss).room)
+}
+
+unsafe fn all_links(ss: *mut SuperSlab) -> *mut Links {
+    ptr::addr_of_mut!((*ss).all)
+}
+
+/// Puts `ss` at the front of the list at `head`, whose links `on` finds.
+///
+/// # Safety (both)
+/// `ss` and the list's members are live SuperSlabs, and the caller holds
+/// the lock; for `remove`, `ss` is on that list.
+unsafe fn push_front(head: &mut *mut SuperSlab, ss: *mut SuperSlab, on: unsafe fn(*mut SuperSlab) -> *mut Links) {
+    *on(ss) = Links { next: *head, prev: ptr::null_mut() };
+    if !head.is_null() {
+        (*on(*head)).prev = ss;
+    }
+    *head = ss;
+}
+
+unsafe fn remove(head: &mut *mut SuperSlab, ss: *mut SuperSlab, on: unsafe fn(*mut SuperSlab) -> *mut Links) {
+    let Links { next, prev } = *on(ss);
+    if prev.is_null() {
+        *head = next;
+    } else {
+        (*on(prev)).next = next;
+    }
+    if !next.is_null() {
+        (*on(next)).prev = prev;
+    }
+    *on(ss) = Links::NONE;
 }
 
 /// The lock fork holds across the fork (`init::fork_prepare`).

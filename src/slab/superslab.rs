@@ -44,18 +44,27 @@ impl Unit {
 
 const _: () = assert!(core::mem::size_of::<Unit>() == 32);
 
+/// A SuperSlab's links on one of the registry's lists.
+#[repr(C)]
+pub struct Links {
+    pub next: *mut SuperSlab,
+    pub prev: *mut SuperSlab,
+}
+
+impl Links {
+    pub const NONE: Links = Links { next: ptr::null_mut(), prev: ptr::null_mut() };
+}
+
 #[repr(C)]
 pub struct SuperSlab {
     pub magic: u64,
     /// Bit i set: unit i is in use (bit 0, the header, always is).
     pub used_units: u32,
     /// Links on the registry's list of SuperSlabs with free units.
-    pub next: *mut SuperSlab,
-    pub prev: *mut SuperSlab,
+    pub room: Links,
     pub listed: bool,
     /// Links on the registry's list of every SuperSlab.
-    pub all_next: *mut SuperSlab,
-    pub all_prev: *mut SuperSlab,
+    pub all: Links,
     /// Free units whose pages may still be resident (set when a slab is
     /// released, cleared when the purge gives them back or a slab reuses them).
     pub dirty_units: u32,
@@ -158,11 +167,9 @@ impl SuperSlab {
     pub fn init(&mut self) {
         self.magic = MAGIC;
         self.used_units = 1;
-        self.next = ptr::null_mut();
-        self.prev = ptr::null_mut();
+        self.room = Links::NONE;
         self.listed = false;
-        self.all_next = ptr::null_mut();
-        self.all_prev = ptr::null_mut();
+        self.all = Links::NONE;
         self.dirty_units = 0;
         self.dirty_since = 0;
         self.empty_since = 0;
