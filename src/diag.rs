@@ -154,6 +154,21 @@ pub fn guard_page_hit(at: usize) -> ! {
     abort()
 }
 
+/// Reports an access at `at` to the malloc(0) block `block` (hardened
+/// mode), from the fault handler, and aborts.
+#[cold]
+#[inline(never)]
+pub fn zero_size_access(at: usize, block: usize) -> ! {
+    Line::new()
+        .str("hakmem: access to a malloc(0) block at ")
+        .hex(at)
+        .str(" (block ")
+        .hex(block)
+        .str(", which has no bytes)")
+        .write_to(2);
+    abort()
+}
+
 /// Reports an access to a freed big block (hardened mode's quarantine),
 /// from the fault handler, and aborts.
 #[cold]

@@ -24,6 +24,7 @@ declare -A MESSAGE=(
     [invalid]="invalid pointer {addr}"
     [waf]="write after free at"
     [uaf]="use after free at {addr}"
+    [zero]="access to a malloc(0) block at"
 )
 
 # kind, mode, then the outcome at small (56 B), medium (60000 B) and large
@@ -77,9 +78,9 @@ huge_memalign            hardened  clean     clean     clean
 bad_alignment            default   clean     clean     clean
 bad_alignment            hardened  clean     clean     clean
 zero_size_write          default   missed    missed    missed
-zero_size_write          hardened  overflow  overflow  overflow
+zero_size_write          hardened  zero      zero      zero
 zero_size_read           default   missed    missed    missed
-zero_size_read           hardened  missed    missed    missed
+zero_size_read           hardened  zero      zero      zero
 '
 
 passed=0 failed=0

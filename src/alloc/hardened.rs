@@ -18,7 +18,7 @@ use core::ptr;
 use crate::bootstrap;
 use crate::canary::{self, Head, HEAD, TAIL_MIN};
 use crate::diag;
-use crate::large::{self, guard_page};
+use crate::large::{self, guard_page, zero_size};
 use crate::os::{self, pagemap, random, PAGE};
 use crate::size_class::{aligned_class_of, class_of, CLASS_SIZE, MAX_SMALL};
 use crate::slab::{free_mark, superslab};
@@ -61,6 +61,12 @@ impl Block {
 /// alignment), in its canaries; null with errno ENOMEM if there is none.
 #[inline(never)]
 pub fn malloc(size: usize, align: usize) -> *mut u8 {
+    if size == 0 && align <= 16 {
+        let p = zero_size::malloc();
+        if !p.is_null() {
+            return p;
+        }
+    }
     let Some((mut raw_size, offset)) = canary::raw_request(size, align) else {
         return or_enomem(ptr::null_mut());
     };
@@ -111,6 +117,7 @@ pub fn free(p: *mut u8, who: &str) {
         pagemap::NONE => free_not_slab(p, who),
         pagemap::BOOTSTRAP => {}
         pagemap::FREED_BIG => diag::double_free(who, p as usize),
+        pagemap::ZERO_SIZE => zero_size::free(p, who),
         _ => release(&checked_block(p, who), who),
     }
 }
@@ -119,6 +126,7 @@ pub fn free(p: *mut u8, who: &str) {
 pub fn usable(p: *mut u8, who: &str) -> usize {
     match pagemap::kind(p as usize) {
         pagemap::NONE => block_usable(p, who),
+        pagemap::ZERO_SIZE => zero_size::usable(p, who),
         _ => checked_block(p, who).head.size,
     }
 }
@@ -127,6 +135,15 @@ pub fn usable(p: *mut u8, who: &str) -> usize {
 /// fits its raw block and uses more than half of it (then only the head and
 /// tail move), anything else is copied to a new block.
 pub fn realloc(p: *mut u8, size: usize, who: &str) -> *mut u8 {
+    if pagemap::kind(p as usize) == pagemap::ZERO_SIZE {
+        // No bytes to keep: a new block, then the old one goes.
+        zero_size::usable(p, who);
+        let q = malloc(size, 0);
+        if !q.is_null() {
+            zero_size::free(p, who);
+        }
+        return q;
+    }
     // glibc's own block (foreign.rs) has no head: it is only copied out.
     let b = (pagemap::kind(p as usize) != pagemap::NONE).then(|| checked_block(p, who));
     if let Some(b) = &b {

@@ -2,7 +2,8 @@
 //! tail of every pool and big block, so an overflow that runs beyond the
 //! tail faults at once instead of writing over whatever lies next; the
 //! fault handler installed at set-up says what happened before the process
-//! dies (and names an access to a freed big block, `quarantine.rs`, too).
+//! dies (and names an access to a freed big block, `quarantine.rs`, or to
+//! a malloc(0) block, `zero_size.rs`, too).
 
 use core::cell::UnsafeCell;
 use core::mem;
@@ -56,8 +57,9 @@ pub fn install_fault_handler() {
 }
 
 /// A fault on a page of a pool region or a big block can only be a guard
-/// page (the rest is ordinary memory), and one on a freed big block's range
-/// (`quarantine.rs`) a use after free: reported, then abort. Any other fault
+/// page (the rest is ordinary memory), one on a freed big block's range
+/// (`quarantine.rs`) a use after free, one in the malloc(0) region an
+/// access to a block with no bytes: reported, then abort. Any other fault
 /// puts the previous action back and returns, so the faulting access runs
 /// again under it (by default: the usual crash).
 extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -65,6 +67,7 @@ extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c
     let addr = unsafe { (*info).si_addr() } as usize;
     match pagemap::kind(addr) {
         pagemap::FREED_BIG => diag::use_after_free(addr),
+        pagemap::ZERO_SIZE => diag::zero_size_access(addr, super::zero_size::block_at(addr)),
         k if pagemap::is_big(k) || k == pagemap::POOL => diag::guard_page_hit(addr),
         _ => {}
     }

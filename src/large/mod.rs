@@ -11,6 +11,7 @@ pub mod pool;
 pub mod pool_region;
 pub mod quarantine;
 pub mod size_table;
+pub mod zero_size;
 
 use crate::os::clock::now_ms;
 use crate::os::{pagemap, PAGE};

@@ -28,6 +28,9 @@ pub const POOL: u8 = 4;
 /// A freed big block's range, held inaccessible for a while (hardened
 /// mode, `large/quarantine.rs`).
 pub const FREED_BIG: u8 = 5;
+/// Hardened mode's region of malloc(0) blocks, closed to every access
+/// (`alloc/zero_size.rs`).
+pub const ZERO_SIZE: u8 = 7;
 /// A SuperSlab whose next free is to take the slow way (`knock`); every
 /// lookup but free's fast path (`fast_kind`) reads it as SUPERSLAB.
 pub const SUPERSLAB_KNOCKED: u8 = 6;

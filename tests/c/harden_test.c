@@ -140,6 +140,40 @@ static int run_case(const char *name)
         free(p);
         return 0;
     }
+    if (strcmp(name, "zero_size_blocks") == 0) {
+        /* Hardened malloc(0): distinct, no usable bytes, freed and reused,
+         * realloc'd to a real size; more live ones than the region's 8,192
+         * slots get ordinary blocks. */
+        enum { N = 9000 };
+        static void *z[N];
+        for (int i = 0; i < N; i++) {
+            z[i] = malloc(0);
+            if (z[i] == NULL || (i < 8000 && malloc_usable_size(z[i]) != 0))
+                return 3;
+        }
+        for (int i = 1; i < N; i++)
+            if (z[i] == z[i - 1])
+                return 4;
+        char *p = realloc(z[0], 10);
+        if (p == NULL || malloc_usable_size(p) != 10)
+            return 5;
+        memset(p, 1, 10);
+        free(p);
+        for (int i = 1; i < N; i++)
+            free(z[i]);
+        for (int i = 0; i < 3 * N; i++)
+            free(sink = malloc(0));
+        return 0;
+    }
+    if (strcmp(name, "zero_size_double_free") == 0) {
+        void *p = malloc(0);
+        sink = p;
+        printf("%p\n", p);
+        fflush(stdout);
+        free(p);
+        free(sink);
+        return 0;
+    }
     if (strcmp(name, "clean") == 0) {
         /* Hardened mode must not change what a correct program sees. */
         enum { N = 4096 };
@@ -181,6 +215,8 @@ static const struct expect cases[] = {
     { "no_immediate_reuse", "1", NULL },
     { "usable_is_exact", "1", NULL },
     { "overflow_after_realloc", "1", "heap overflow past " },
+    { "zero_size_blocks", "1", NULL },
+    { "zero_size_double_free", "1", "free(): double free " },
     { "clean", "1", NULL },
     { "clean", "0", NULL },
 };
