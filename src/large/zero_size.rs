@@ -16,13 +16,14 @@ use crate::os;
 
 const SLOT: usize = 256;
 const SLOTS: usize = REGION_SIZE / SLOT;
+const WORDS: usize = SLOTS / 64;
 
 /// The region's address: 0 before the first malloc(0), FAILED if it could
 /// not be had (every malloc(0) then gets an ordinary block).
 static BASE: AtomicUsize = AtomicUsize::new(0);
 const FAILED: usize = 1;
 /// Bit s set: slot s holds a live block.
-static LIVE: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
+static LIVE: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 static CURSOR: AtomicUsize = AtomicUsize::new(0);
 
 /// A new malloc(0) block; null when there is no slot (or no region).
@@ -31,13 +32,23 @@ pub fn malloc() -> *mut u8 {
     if base == FAILED {
         return ptr::null_mut();
     }
-    let start = CURSOR.fetch_add(1, Ordering::Relaxed);
-    for i in 0..SLOTS {
-        let s = (start + i) % SLOTS;
-        let bit = 1u64 << (s % 64);
-        if LIVE[s / 64].fetch_or(bit, Ordering::Acquire) & bit == 0 {
-            CURSOR.store(s + 1, Ordering::Relaxed);
-            return (base + s * SLOT) as *mut u8;
+    let start = CURSOR.fetch_add(1, Ordering::Relaxed) % SLOTS;
+    // A word at a time from the cursor's, skipping live slots; the first
+    // word comes round again at the end for the slots below the cursor.
+    for i in 0..=WORDS {
+        let w = (start / 64 + i) % WORDS;
+        let mut free = !LIVE[w].load(Ordering::Relaxed);
+        if i == 0 {
+            free &= u64::MAX << (start % 64);
+        }
+        while free != 0 {
+            let bit = 1u64 << free.trailing_zeros();
+            if LIVE[w].fetch_or(bit, Ordering::Acquire) & bit == 0 {
+                let s = w * 64 + bit.trailing_zeros() as usize;
+                CURSOR.store(s + 1, Ordering::Relaxed);
+                return (base + s * SLOT) as *mut u8;
+            }
+            free &= !bit;
         }
     }
     ptr::null_mut()
@@ -63,7 +74,7 @@ pub fn usable(p: *mut u8, who: &str) -> usize {
 /// The word and bit of `p`'s slot; reported if `p` starts no slot.
 fn live_bit(p: *mut u8, who: &str) -> (usize, u64) {
     let off = (p as usize).wrapping_sub(BASE.load(Ordering::Acquire));
-    if off >= REGION_SIZE || off % SLOT != 0 {
+    if off >= REGION_SIZE || !off.is_multiple_of(SLOT) {
         diag::invalid_pointer(who, p as usize);
     }
     let s = off / SLOT;
