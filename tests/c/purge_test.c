@@ -1,7 +1,7 @@
 /* purge_test — freed memory goes back to the kernel (linked with -lhakmem).
  *
  *   purge_test          (a) a burst of small, pool and big blocks freed, then
- *                       a quiet half second (a second on a loaded machine)
+ *                       a quiet half second (up to two on a loaded machine)
  *                       with no allocator call: RSS is
  *                       back within 2 MiB of the start, and hakmem's purge
  *                       thread ("hakmem-purge") exists;
@@ -100,10 +100,11 @@ static long quiet_burst(void)
         free(pool[i]);
     for (int i = 0; i < BIG; i++)
         free(big[i]);
-    /* Half a second is five purge delays; a loaded machine gets one more. */
+    /* Half a second is five purge delays; a loaded machine gets up to
+     * three more halves (the purge thread may wait for a CPU). */
     usleep(500 * 1000);
     long growth = status_kib("VmRSS:") - start;
-    if (growth > 2048) {
+    for (int retry = 0; retry < 3 && growth > 2048; retry++) {
         usleep(500 * 1000);
         growth = status_kib("VmRSS:") - start;
     }
