@@ -96,6 +96,9 @@ fn region() -> usize {
     // SAFETY: p is a fresh mapping of REGION_SIZE bytes that nobody else
     // knows of yet; mprotect allocates nothing.
     let closed = !p.is_null() && unsafe { libc::mprotect(p as *mut libc::c_void, REGION_SIZE, libc::PROT_NONE) } == 0;
+    if !closed && !p.is_null() {
+        os::unmap(p, REGION_SIZE);
+    }
     let mine = if closed { p as usize } else { FAILED };
     if closed {
         // Before the region is published: a free of its first block must
@@ -108,8 +111,6 @@ fn region() -> usize {
             // Another thread's region won: ours goes back unused.
             if closed {
                 pagemap::set(mine, 1, pagemap::NONE);
-            }
-            if !p.is_null() {
                 os::unmap(p, REGION_SIZE);
             }
             theirs
