@@ -28,12 +28,12 @@ pub const POOL: u8 = 4;
 /// A freed big block's range, held inaccessible for a while (hardened
 /// mode, `large/quarantine.rs`).
 pub const FREED_BIG: u8 = 5;
-/// Hardened mode's region of malloc(0) blocks, closed to every access
-/// (`alloc/zero_size.rs`).
-pub const ZERO_SIZE: u8 = 7;
 /// A SuperSlab whose next free is to take the slow way (`knock`); every
 /// lookup but free's fast path (`fast_kind`) reads it as SUPERSLAB.
 pub const SUPERSLAB_KNOCKED: u8 = 6;
+/// Hardened mode's region of malloc(0) blocks, closed to every access
+/// (`large/zero_size.rs`).
+pub const ZERO_SIZE: u8 = 7;
 /// A big block starts in this region; its header is `kind - BIG_HEAD`
 /// regions below this region's base (more than 0 only for huge alignments).
 pub const BIG_HEAD: u8 = 16;

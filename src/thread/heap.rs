@@ -132,8 +132,7 @@ impl Heap {
         self.closed_frees = 0;
         self.mark_key = mark_key;
         for c in 0..NUM_CLASSES {
-            // SAFETY: the slot area holds TOTAL_SLOTS entries.
-            let bin = Bin::new(unsafe { slots.add(SLOT_OFFSET[c]) }, start_cap(c));
+            let bin = self.fresh_bin(c);
             if checked {
                 self.bins[c] = Bin::EMPTY;
                 self.checked_bins[c] = bin;
@@ -207,9 +206,15 @@ impl Heap {
         self.closed = false;
         self.closed_frees = 0;
         for c in 0..NUM_CLASSES {
-            // SAFETY: the slot area holds TOTAL_SLOTS entries.
-            self.bins[c] = Bin::new(unsafe { self.slots.add(SLOT_OFFSET[c]) }, start_cap(c));
+            self.bins[c] = self.fresh_bin(c);
         }
+    }
+
+    /// An empty bin of class `c` over its part of the slot area, with its
+    /// starting room.
+    fn fresh_bin(&self, c: usize) -> Bin {
+        // SAFETY: the slot area holds TOTAL_SLOTS entries.
+        Bin::new(unsafe { self.slots.add(SLOT_OFFSET[c]) }, start_cap(c))
     }
 
     /// Cache miss for class `c`: refills the bin and returns one block, or
