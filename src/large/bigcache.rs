@@ -121,6 +121,19 @@ pub fn fill(dst: usize, len: usize, pieces: &mut Pieces) {
     }
 }
 
+/// Unmaps the oldest cached ranges, at least `bytes` of them (all, if the
+/// cache holds less). A tier about to map a fresh region calls it: pages
+/// a program freed in big blocks then make way for the small blocks it
+/// allocates next, instead of staying resident beside them for the purge
+/// delay (sqlite's sorter buffers, freed before its page cache grew: a
+/// peak 20 MB higher).
+pub fn give_way(bytes: usize) {
+    if cached_bytes() == 0 {
+        return;
+    }
+    with(|st| st.give_way(bytes));
+}
+
 /// Keeps a free range (page-aligned, inside one kernel mapping); false if
 /// it is too small or too big to keep (the caller unmaps it then).
 pub fn put(addr: usize, size: usize) -> bool {
@@ -163,11 +176,24 @@ impl State {
     fn put(&mut self, r: Range) -> bool {
         // The oldest ranges make room: the newest is the likeliest reused.
         while self.bytes + r.size > BUDGET && !self.table.is_empty() {
-            let old = self.table.remove(self.table.oldest());
-            self.bytes -= old.size;
-            unmap_range(old.addr, old.size);
+            self.drop_oldest();
         }
         self.keep(r)
+    }
+
+    fn give_way(&mut self, bytes: usize) {
+        let mut freed = 0;
+        while freed < bytes && !self.table.is_empty() {
+            freed += self.drop_oldest();
+        }
+    }
+
+    /// Unmaps the oldest range (the table must hold one); returns its size.
+    fn drop_oldest(&mut self) -> usize {
+        let old = self.table.remove(self.table.oldest());
+        self.bytes -= old.size;
+        unmap_range(old.addr, old.size);
+        old.size
     }
 
     fn keep(&mut self, r: Range) -> bool {
@@ -235,6 +261,23 @@ mod tests {
         assert_eq!(st.bytes, 0);
         unmap_range(a.addr, 8 * MIB);
         unmap_range(b.addr, 3 * MIB);
+    }
+
+    #[test]
+    fn giving_way_unmaps_the_oldest_ranges_until_enough_went() {
+        let mut st = State::new();
+        let ranges: Vec<Range> = (0..3).map(|t| Range { freed_at: 10 - t, ..mapped(2 * MIB) }).collect();
+        for r in &ranges {
+            assert!(st.put(*r));
+        }
+        st.give_way(3 * MIB);
+        // The two oldest (freed at 8 and 9) went; 2 MiB would have taken one.
+        assert_eq!(st.table.len(), 1);
+        assert_eq!(st.table.get(0).addr, ranges[0].addr);
+        assert_eq!(st.bytes, 2 * MIB);
+        st.give_way(64 * MIB);
+        assert!(st.table.is_empty() && st.bytes == 0);
+        st.give_way(MIB);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use core::mem::size_of;
 use core::ptr;
 
 use crate::canary;
+use crate::large::bigcache;
 use crate::config;
 use crate::diag;
 use crate::slab::free_mark::{self, MARKED_BYTES};
@@ -131,6 +132,7 @@ impl Region {
     /// Maps a new region for `shard`, marked in the page map; null when the
     /// kernel has no memory.
     pub fn create(shard: usize) -> *mut Region {
+        bigcache::give_way(REGION_SIZE);
         let r = os::map_aligned(REGION_SIZE, REGION_SIZE) as *mut Region;
         if r.is_null() {
             return r;

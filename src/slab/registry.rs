@@ -15,6 +15,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::{self, Thp};
+use crate::large::bigcache;
 use crate::os::clock::now_ms;
 use crate::os::pagemap::{self, REGION_SIZE};
 use crate::os;
@@ -291,6 +292,7 @@ pub fn adopt(class: usize) -> *mut Slab {
 }
 
 fn new_superslab(st: &mut State) -> *mut SuperSlab {
+    bigcache::give_way(REGION_SIZE);
     let p = os::map_aligned(REGION_SIZE, REGION_SIZE) as *mut SuperSlab;
     if p.is_null() {
         return p;
