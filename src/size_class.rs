@@ -2,9 +2,9 @@
 //! up to 4 KiB and eight per doubling up to 32 KiB. Internal waste stays at
 //! or below 25% for every size above 48, and 12.5% above 4 KiB (a page
 //! plus a header, as sqlite's page cache asks for, wasted 15-20% in a
-//! 5 KiB block); below 48 the 16-byte steps win: every class above 8 is a multiple of 16,
-//! so malloc's result is 16-byte aligned whenever the block could hold a
-//! 16-byte-aligned type (compilers assume it of malloc).
+//! 5 KiB block); below 48 the 16-byte steps win: every class above 8 is a
+//! multiple of 16, so malloc's result is 16-byte aligned whenever the block
+//! could hold a 16-byte-aligned type (compilers assume it of malloc).
 //!
 //! After those come the aligned classes, powers of two from 128 B to 32 KiB,
 //! for requests aligned to more than a cache line: slabs of the ordinary

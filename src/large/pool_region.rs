@@ -9,9 +9,9 @@ use core::mem::size_of;
 use core::ptr;
 
 use crate::canary;
-use crate::large::bigcache;
 use crate::config;
 use crate::diag;
+use crate::large::bigcache;
 use crate::slab::free_mark::{self, MARKED_BYTES};
 use crate::valgrind;
 use crate::os::pagemap::{self, REGION_SIZE};

@@ -292,6 +292,7 @@ pub fn adopt(class: usize) -> *mut Slab {
 }
 
 fn new_superslab(st: &mut State) -> *mut SuperSlab {
+    // Under the registry lock: BigCache's lock comes after it, as at fork.
     bigcache::give_way(REGION_SIZE);
     let p = os::map_aligned(REGION_SIZE, REGION_SIZE) as *mut SuperSlab;
     if p.is_null() {
