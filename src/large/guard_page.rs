@@ -11,6 +11,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::diag;
+use crate::large::zero_size;
 use crate::os::pagemap;
 
 /// Forbids every access to the page at `at`; false if the kernel refused.
@@ -67,7 +68,7 @@ extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c
     let addr = unsafe { (*info).si_addr() } as usize;
     match pagemap::kind(addr) {
         pagemap::FREED_BIG => diag::use_after_free(addr),
-        pagemap::ZERO_SIZE => diag::zero_size_access(addr, super::zero_size::block_at(addr)),
+        pagemap::ZERO_SIZE => diag::zero_size_access(addr, zero_size::block_at(addr)),
         k if pagemap::is_big(k) || k == pagemap::POOL => diag::guard_page_hit(addr),
         _ => {}
     }
