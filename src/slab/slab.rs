@@ -154,6 +154,11 @@ impl Slab {
         n
     }
 
+    /// A block on the free list or never handed out. Owner only.
+    pub fn has_room(&self) -> bool {
+        !self.free.is_null() || self.bump < self.end
+    }
+
     /// Takes every remotely freed block onto the local free list; true if
     /// there were any. Owner only.
     pub fn collect_remote(&mut self) -> bool {

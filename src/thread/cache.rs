@@ -4,7 +4,7 @@
 //! Capacity adapts per class: a class that keeps missing or overflowing
 //! doubles its room (up to a byte budget), one that stays idle gives it back.
 
-use crate::size_class::{per_class, BIN_STRIDE, CLASS_SIZE, NUM_CLASSES};
+use crate::size_class::{per_class, BIN_STRIDE, CLASS_SIZE, NUM_CLASSES, SMALL_LIMIT};
 
 /// A stack of free blocks whose newest block sits in the bin itself, so
 /// that malloc's result is one load from the bin, not a load of the slot
@@ -193,14 +193,17 @@ impl Bin {
 
 const SLOT: usize = core::mem::size_of::<*mut u8>();
 
-/// Bytes of blocks one class may keep cached at most.
+/// Bytes of blocks one class may keep cached at most: classes of the fast
+/// path's sizes (up to SMALL_LIMIT), and the larger ones.
 const BIN_BYTES: usize = 256 * 1024;
+const LARGE_BIN_BYTES: usize = 64 * 1024;
 const MAX_SLOTS: usize = 2048;
 const MIN_SLOTS: usize = 8;
 const START_SLOTS: usize = 64;
 
 const fn max_cap_of(c: usize) -> usize {
-    let n = BIN_BYTES / CLASS_SIZE[c] as usize;
+    let size = CLASS_SIZE[c] as usize;
+    let n = if size <= SMALL_LIMIT { BIN_BYTES } else { LARGE_BIN_BYTES } / size;
     if n > MAX_SLOTS {
         MAX_SLOTS
     } else if n < MIN_SLOTS {
@@ -329,6 +332,10 @@ mod tests {
     #[test]
     fn capacities_respect_slot_and_byte_budgets() {
         assert_eq!(MAX_CAP[1], 2048);
+        let cap = |size| MAX_CAP[crate::size_class::class_of(size)] as usize;
+        assert_eq!(cap(1024) * 1024, BIN_BYTES, "the fast path's classes keep the larger budget");
+        assert_eq!(cap(2048) * 2048, LARGE_BIN_BYTES);
+        assert_eq!(cap(16384), MIN_SLOTS, "the largest classes keep the floor");
         for c in 0..NUM_CLASSES {
             assert!(MAX_CAP[c] as usize <= MAX_SLOTS);
             assert!(start_cap(c) <= MAX_CAP[c] as usize && min_cap(c) <= MAX_CAP[c] as usize);

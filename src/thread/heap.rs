@@ -93,6 +93,9 @@ const CLOSED_FREES: u32 = 64;
 const TICK_EVENTS: u32 = 4096;
 const _: () = assert!(TICK_EVENTS.is_power_of_two());
 
+/// Partial slabs a refill looks at to pick the fullest (`warm_fullest`).
+const PICK_SLABS: usize = 8;
+
 /// When some heap's cache is next due to be asked for a trim. Blocks a
 /// thread cached keep their whole slabs resident (after a mass free, up to
 /// one slab per cached block): the purge thread asks heaps that want a
@@ -258,6 +261,8 @@ impl Heap {
 
     /// Moves up to `want` blocks of class `c` from this heap's slabs to `out`.
     fn fill(&mut self, c: usize, out: *mut *mut u8, want: usize) -> usize {
+        self.drain_inbox();
+        self.warm_fullest(c);
         loop {
             let mut s = self.rings[c].partial;
             let warm = !s.is_null();
@@ -285,6 +290,41 @@ impl Heap {
                 // Blocks came back while it went full: take them next.
                 self.move_to_ring(s, Ring::Partial);
             }
+        }
+    }
+
+    /// Looks at the first `PICK_SLABS` partial slabs of class `c`: takes in
+    /// their remote frees, gives back those that came back empty (the warm
+    /// one stays, as the class's room), and makes the one with the fewest
+    /// free blocks the warm one. Allocating from the fullest slab lets the
+    /// emptier ones drain and go back to the registry, where any class can
+    /// use their units; blocks handed between threads otherwise leave free
+    /// blocks spread over every slab.
+    fn warm_fullest(&mut self, c: usize) {
+        let warm = self.rings[c].partial;
+        if warm.is_null() {
+            return;
+        }
+        let (mut best, mut best_used) = (warm, 0);
+        let mut s = warm;
+        for _ in 0..PICK_SLABS {
+            // SAFETY: slabs on our rings are ours to use.
+            let slab = unsafe { &mut *s };
+            let next = slab.next;
+            slab.collect_remote();
+            if slab.used == 0 && s != warm {
+                self.move_to_ring(s, Ring::Off);
+                registry::free_slab(s);
+            } else if slab.has_room() && slab.used >= best_used {
+                (best, best_used) = (s, slab.used);
+            }
+            if next == warm {
+                break;
+            }
+            s = next;
+        }
+        if best != warm {
+            self.move_to_ring(best, Ring::Partial);
         }
     }
 
@@ -731,6 +771,46 @@ mod tests {
         assert!(superslab::block_bin_offset(full[0] as usize).is_none(), "the emptied slab went back");
         assert!(superslab::block_bin_offset(other as usize).is_some());
         h.abandon();
+    }
+
+    #[test]
+    fn a_refill_warms_the_fullest_slab_and_gives_back_one_freed_remotely() {
+        let (mut a, mut b) = (test_heap(), test_heap());
+        let (a, b) = (&mut *a.heap, &mut *b.heap);
+        let c = class_of(11000);
+        let (first, p) = fill_a_slab(a, c);
+        let mut second = vec![p];
+        let third = loop {
+            let q = a.alloc(c);
+            if !ptr::eq(slab(q), slab(p)) {
+                break q;
+            }
+            second.push(q);
+        };
+        let (s1, s2, s3) = (slab(first[0]), slab(p), slab(third));
+        // The third slab keeps one block out, the first gets one back; the
+        // second gets one back and then the rest from another thread, onto
+        // its remote list, and is the warm slab (the last to go partial).
+        while let Some(q) = a.bin(c).pop() {
+            a.give_back(q);
+        }
+        assert_eq!(s3.used, 1);
+        a.give_back(first[0]);
+        a.give_back(second[0]);
+        second[1..].iter().for_each(|&q| b.give_back(q));
+        assert!(!s2.remote.load(Ordering::Relaxed).is_null());
+        assert!(ptr::eq(a.rings[c].partial, s2));
+        assert_eq!(a.alloc(c), first[0], "the fullest slab gives the next block");
+        let next = a.alloc(c);
+        assert!(ptr::eq(slab(next), s3), "then the fuller of the two left");
+        assert!(superslab::block_bin_offset(p as usize).is_none(), "the emptied slab went back");
+        assert_eq!(s1.used as usize, first.len());
+        while let Some(q) = a.bin(c).pop() {
+            a.give_back(q);
+        }
+        first.iter().chain([&third, &next]).for_each(|&q| a.give_back(q));
+        a.abandon();
+        b.abandon();
     }
 
     #[test]
