@@ -194,7 +194,10 @@ impl Bin {
 const SLOT: usize = core::mem::size_of::<*mut u8>();
 
 /// Bytes of blocks one class may keep cached at most: classes of the fast
-/// path's sizes (up to SMALL_LIMIT), and the larger ones.
+/// path's sizes (up to SMALL_LIMIT), and the larger ones, whose blocks
+/// cost a program more to use than a refill costs, and whose bytes left
+/// cached in each thread kept slabs resident under hand-offs between
+/// threads (docs/ARCHITECTURE.md, "Refills warm the fullest slab").
 const BIN_BYTES: usize = 256 * 1024;
 const LARGE_BIN_BYTES: usize = 64 * 1024;
 const MAX_SLOTS: usize = 2048;
