@@ -312,10 +312,8 @@ impl Heap {
             let slab = unsafe { &mut *s };
             let next = slab.next;
             slab.collect_remote();
-            if slab.used == 0 && s != warm {
-                self.move_to_ring(s, Ring::Off);
-                registry::free_slab(s);
-            } else if slab.has_room() && slab.used >= best_used {
+            let released = s != warm && self.release_if_empty(s);
+            if !released && slab.has_room() && slab.used >= best_used {
                 (best, best_used) = (s, slab.used);
             }
             if next == warm {
@@ -436,11 +434,20 @@ impl Heap {
         if slab.ring == Ring::Full {
             self.move_to_ring(s, Ring::Partial);
         }
-        // An empty slab goes back unless it is this class's only room.
-        if slab.used == 0 && slab.next != s {
-            self.move_to_ring(s, Ring::Off);
-            registry::free_slab(s);
+        self.release_if_empty(s);
+    }
+
+    /// Gives one of our slabs back to the registry if it is empty, unless
+    /// it is alone on its ring (the class's room); true if it went.
+    fn release_if_empty(&mut self, s: *mut Slab) -> bool {
+        // SAFETY: s is one of our slabs; rings hold only our slabs.
+        let slab = unsafe { &*s };
+        if slab.used != 0 || slab.next == s {
+            return false;
         }
+        self.move_to_ring(s, Ring::Off);
+        registry::free_slab(s);
+        true
     }
 
     /// Hands back everything: cached blocks to their slabs, empty slabs to
