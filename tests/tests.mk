@@ -16,6 +16,7 @@ HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/threads_test $(BUILD)/threads_test_plain $(BUILD)/harden_test \
               $(BUILD)/stress $(BUILD)/stress_plain $(BUILD)/oom_test_plain \
               $(BUILD)/lifecycle_plain $(BUILD)/libtls_lib.so $(BUILD)/purge_test $(BUILD)/stat_test \
+              $(BUILD)/bigcache_test \
               $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so $(BUILD)/thp_test \
               $(BUILD)/valgrind_test $(BUILD)/valgrind_test_plain $(BUILD)/prof_test \
               $(BUILD)/new_test_plain $(BUILD)/misuse
@@ -42,6 +43,9 @@ $(BUILD)/misuse: tests/c/misuse.c | $(BUILD)
 	$(CC) $(CFLAGS) -fno-builtin -o $@ $<
 
 $(BUILD)/purge_test: tests/c/purge_test.c include/hakmem.h $(LIB) | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+$(BUILD)/bigcache_test: tests/c/bigcache_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/stat_test: tests/c/stat_test.c include/hakmem.h $(LIB) | $(BUILD)
@@ -110,6 +114,7 @@ test-c:: $(HT_BINS) $(LIB)
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/oom_test_plain
 	$(BUILD)/purge_test
 	HAKMEM_PURGE_THREAD=0 $(BUILD)/purge_test off
+	HAKMEM_PURGE_DELAY_MS=60000 $(BUILD)/bigcache_test
 	$(HT_PRELOAD) $(BUILD)/deepbind_test $(abspath $(BUILD)/libdeepbind_lib.so)
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/deepbind_test $(abspath $(BUILD)/libdeepbind_lib.so)
 	for mode in never default always; do HAKMEM_THP=$$mode $(BUILD)/thp_test $$mode || exit 1; done

@@ -231,7 +231,7 @@ pub fn free(h: *mut BigHeader) {
     check(h);
     // SAFETY: h is a live big header being given up by its only user; offset
     // 0 marks it as no longer a live block.
-    let (map_size, pieces, offset) =
+    let (map_size, mut pieces, offset) =
         unsafe { ((*h).map_size, (*h).pieces, core::mem::replace(&mut (*h).offset, 0)) };
     let base = h as usize;
     unmark(base, map_size);
@@ -247,6 +247,13 @@ pub fn free(h: *mut BigHeader) {
     // BigCache keeps nothing then).
     if offset == HEADER && !valgrind::active() {
         mark_freed(base);
+    }
+    // Where one mremap moves several mappings, the block goes back as one
+    // range: the cache then keeps ranges as big as the blocks freed, where
+    // piece by piece it splintered into ranges too small to build a block
+    // from (docs/ARCHITECTURE.md, "Big-block reuse").
+    if pieces.count() > 1 && os::moves_many_mappings() {
+        pieces = Pieces::whole(map_size);
     }
     for (off, len) in pieces.iter() {
         if !bigcache::put(base + off, len) {

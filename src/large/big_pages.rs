@@ -3,8 +3,10 @@
 //! BigCache ranges moved in with mremap (`bigcache::fill`): those pages are
 //! already resident, so the program does not fault them in again. A block
 //! made of several moved ranges records them as pieces, because mremap
-//! moves or extends one kernel mapping at a time: each piece lies inside
-//! one mapping.
+//! extends one kernel mapping at a time, and before Linux 6.17 moves one
+//! at a time: each piece lies inside one mapping, or, where one mremap
+//! moves several (`os::moves_many_mappings`), is a freed block's whole
+//! range, which only moves.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 

@@ -101,9 +101,12 @@ fn move_and_grow(h: *mut BigHeader, new_map: usize) -> Option<*mut u8> {
     let extra = new_map - old_map;
     let before = pieces;
     let n = before.count();
-    let fill_tail = !before.is_full() && bigcache::cached_bytes() > 0;
+    // With room, the extra pages are a piece of their own (cached ones, or
+    // the new range's fresh rest): the last piece may span several kernel
+    // mappings (`big::free`), and mremap grows only one.
+    let room = !before.is_full();
     for (i, (off, len)) in before.iter().enumerate() {
-        let grow = if i == n - 1 && !fill_tail { extra } else { 0 };
+        let grow = if i == n - 1 && !room { extra } else { 0 };
         if !big_pages::move_range(base + off, len, len + grow, target + off) {
             // The kernel refused (out of mappings): the rest is copied into
             // the new range, whose pages from `off` on are still fresh.
@@ -115,10 +118,12 @@ fn move_and_grow(h: *mut BigHeader, new_map: usize) -> Option<*mut u8> {
             return Some(finish(target, new_map, offset, pieces));
         }
     }
-    if fill_tail {
+    if !room {
+        pieces.set_last(pieces.last().1 + extra);
+    } else if bigcache::cached_bytes() > 0 {
         bigcache::fill(target + old_map, extra, &mut pieces);
     } else {
-        pieces.set_last(pieces.last().1 + extra);
+        pieces.push(extra);
     }
     Some(finish(target, new_map, offset, pieces))
 }

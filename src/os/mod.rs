@@ -10,7 +10,7 @@ pub mod process;
 pub mod random;
 
 use core::ptr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// Bytes given back to the kernel (unmapped or decommitted) since start.
 static RETURNED: AtomicU64 = AtomicU64::new(0);
@@ -192,4 +192,51 @@ pub fn move_pages(p: *mut u8, old: usize, new: usize, target: *mut u8) -> bool {
         )
     };
     r == target as *mut libc::c_void
+}
+
+/// Whether one mremap moves a range that spans several kernel mappings
+/// (Linux 6.17 on; older kernels refuse with EFAULT). Asked of the kernel
+/// once.
+pub fn moves_many_mappings() -> bool {
+    // 0: not asked yet, 1: yes, 2: no.
+    static ANSWER: AtomicU8 = AtomicU8::new(0);
+    match ANSWER.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let yes = try_moving_two_mappings();
+            ANSWER.store(if yes { 1 } else { 2 }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
+/// Builds a range of two pages in two kernel mappings and moves it with one
+/// call; unmaps what it mapped, and only that.
+fn try_moving_two_mappings() -> bool {
+    let (a, b, t) = (map(2 * PAGE), map(PAGE), map(2 * PAGE));
+    let mut b_mapped = !b.is_null();
+    let mut moved = false;
+    if !a.is_null() && b_mapped && !t.is_null() {
+        // SAFETY: a and b are fresh mappings of ours. Touched, each gets
+        // anonymous memory of its own, so the kernel cannot merge b into
+        // a's mapping when it moves next to it.
+        unsafe {
+            *a = 1;
+            *b = 2;
+        }
+        // SAFETY: a + PAGE is the second page of our mapping a.
+        if move_pages(b, PAGE, PAGE, unsafe { a.add(PAGE) }) {
+            b_mapped = false;
+            moved = move_pages(a, 2 * PAGE, 2 * PAGE, t);
+        }
+    }
+    // Moved, a's pages lie at t (which was ours all along).
+    let a_mapped = !a.is_null() && !moved;
+    for (p, size, mapped) in [(a, 2 * PAGE, a_mapped), (b, PAGE, b_mapped), (t, 2 * PAGE, !t.is_null())] {
+        if mapped {
+            unmap_spare(p, size);
+        }
+    }
+    moved
 }
