@@ -2,7 +2,7 @@
 //! mappings, and every other question hakmem asks the kernel goes through
 //! here too (`clock`, `process`, `random`; the page map is hakmem's own
 //! record of what it mapped). Nothing in this module allocates; each call
-//! is one system call.
+//! is one system call, but the question asked once of `moves_many_mappings`.
 
 pub mod clock;
 pub mod pagemap;
