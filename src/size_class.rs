@@ -1,10 +1,13 @@
 //! Size classes: 8, then 16-byte steps to 128, then four classes per doubling
-//! up to 4 KiB and eight per doubling up to 32 KiB. Internal waste stays at
-//! or below 25% for every size above 48, and 12.5% above 4 KiB (a page
-//! plus a header, as sqlite's page cache asks for, wasted 15-20% in a
-//! 5 KiB block); below 48 the 16-byte steps win: every class above 8 is a
-//! multiple of 16, so malloc's result is 16-byte aligned whenever the block
-//! could hold a 16-byte-aligned type (compilers assume it of malloc).
+//! up to 4 KiB, eight from 4 to 8 KiB and four again up to 32 KiB. Internal
+//! waste stays at or below 25% for every size above 48, and 12.5% between
+//! 4 and 8 KiB (a page plus a header, as sqlite's page cache asks for,
+//! wasted 15-20% in a 5 KiB block); above 8 KiB each extra class is one
+//! more partial slab of up to 256 KiB per thread, which cost more than the
+//! finer fit saved (docs/ARCHITECTURE.md, Tiers). Below 48 the 16-byte
+//! steps win: every class above 8 is a multiple of 16, so malloc's result
+//! is 16-byte aligned whenever the block could hold a 16-byte-aligned type
+//! (compilers assume it of malloc).
 //!
 //! After those come the aligned classes, powers of two from 128 B to 32 KiB,
 //! for requests aligned to more than a cache line: slabs of the ordinary
@@ -15,7 +18,7 @@
 //! that lets `free` check "is this a block boundary?" with one multiply.
 
 /// Classes that malloc's sizes map to.
-const SIZE_CLASSES: usize = 53;
+const SIZE_CLASSES: usize = 45;
 /// The class of 4 KiB, the last with four classes per doubling below it.
 const PAGE_CLASS: usize = 28;
 /// The first aligned class (128 bytes); class `ALIGNED_FIRST + k` holds
@@ -43,10 +46,12 @@ const fn class_size_of(c: usize) -> usize {
         let k = c - 9; // 0.. : four per doubling from 128
         let base = 128usize << (k / 4);
         base + (base / 4) * (k % 4 + 1)
+    } else if c <= PAGE_CLASS + 8 {
+        4096 + 512 * (c - PAGE_CLASS) // eight per doubling to 8 KiB
     } else {
-        let k = c - PAGE_CLASS - 1; // 0.. : eight per doubling from 4 KiB
-        let base = 4096usize << (k / 8);
-        base + (base / 8) * (k % 8 + 1)
+        let k = c - PAGE_CLASS - 9; // 0.. : four per doubling from 8 KiB
+        let base = 8192usize << (k / 4);
+        base + (base / 4) * (k % 4 + 1)
     }
 }
 
@@ -111,8 +116,10 @@ pub fn class_of(size: usize) -> usize {
         let w = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 10
         if w < 12 {
             9 + (w - 7) * 4 + ((s >> (w - 2)) & 3)
+        } else if w == 12 {
+            PAGE_CLASS + 1 + ((s >> 9) & 7)
         } else {
-            PAGE_CLASS + 1 + (w - 12) * 8 + ((s >> (w - 3)) & 7)
+            PAGE_CLASS + 9 + (w - 13) * 4 + ((s >> (w - 2)) & 3)
         }
     }
 }
@@ -227,11 +234,11 @@ mod tests {
     }
 
     #[test]
-    fn waste_is_at_most_a_quarter_above_48_bytes_and_an_eighth_above_4_kib() {
+    fn waste_is_at_most_a_quarter_above_48_bytes_and_an_eighth_from_4_to_8_kib() {
         for size in 49..=MAX_SMALL {
             let got = CLASS_SIZE[class_of(size)] as usize;
             assert!((got - size) * 4 <= got, "size {size} -> {got}");
-            assert!(size <= 4096 || (got - size) * 8 <= got, "size {size} -> {got}");
+            assert!(!(4096..=8192).contains(&size) || (got - size) * 8 <= got, "size {size} -> {got}");
         }
         assert_eq!(CLASS_SIZE[PAGE_CLASS], 4096);
     }
