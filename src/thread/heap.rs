@@ -240,7 +240,8 @@ impl Heap {
         unsafe { *slots.add(got - 1) }
     }
 
-    /// Cache overflow for class `c`: gives the older half back, then keeps `p`.
+    /// Cache overflow for class `c`: gives the older half back (and what
+    /// belongs to other threads, `flush`), then keeps `p`.
     /// With the bins closed, `p` goes back to its slab (the first
     /// CLOSED_FREES times: a thread that only frees then gets its cache).
     pub fn overflow(&mut self, c: usize, p: *mut u8) {
@@ -370,15 +371,28 @@ impl Heap {
         }
     }
 
-    /// Gives the oldest `n` cached blocks of class `c` back to their slabs.
+    /// Gives the oldest `n` cached blocks of class `c` back to their slabs,
+    /// and with them every cached block of a slab another thread owns: a
+    /// block this thread keeps it reuses, one of another thread's slabs
+    /// kept here holds that slab resident for nothing
+    /// (docs/ARCHITECTURE.md, "Where hakmem stays behind").
     pub fn flush(&mut self, c: usize, n: usize) {
         let (slots, count) = self.bin(c).spill();
-        let n = n.min(count);
         let mut run = Run::EMPTY;
-        for i in 0..n {
+        let (mut own_out, mut kept) = (0, 0);
+        for i in 0..count {
             // SAFETY: i < count, within the slot array.
             let p = unsafe { *slots.add(i) };
             let s = superslab::slab_of(p as usize);
+            // SAFETY: a cached block's slab is live while the block is out.
+            let own = unsafe { (*s).is_owned_by(&self.inbox) };
+            if own && own_out >= n {
+                // SAFETY: kept <= i, within the slot array.
+                unsafe { *slots.add(kept) = p };
+                kept += 1;
+                continue;
+            }
+            own_out += own as usize;
             if s == run.slab {
                 run.add(p);
             } else {
@@ -387,9 +401,7 @@ impl Heap {
             }
         }
         self.give_back_run(&run);
-        // SAFETY: both ranges lie within the slot array; copy handles overlap.
-        unsafe { ptr::copy(slots.add(n), slots, count - n) };
-        self.bin(c).settle(count - n);
+        self.bin(c).settle(kept);
         if valgrind::active() {
             self.bin(c).scrub_above_top();
         }
@@ -778,6 +790,31 @@ mod tests {
         assert!(superslab::block_bin_offset(full[0] as usize).is_none(), "the emptied slab went back");
         assert!(superslab::block_bin_offset(other as usize).is_some());
         h.abandon();
+    }
+
+    #[test]
+    fn a_flush_sends_back_every_block_of_another_threads_slab() {
+        let (mut a, mut b) = (test_heap(), test_heap());
+        let (a, b) = (&mut *a.heap, &mut *b.heap);
+        let c = class_of(16000);
+        let theirs: Vec<*mut u8> = (0..3).map(|_| a.alloc(c)).collect();
+        let mine: Vec<*mut u8> = (0..3).map(|_| b.alloc(c)).collect();
+        while let Some(q) = b.bin(c).pop() {
+            b.give_back(q);
+        }
+        // b caches its own and a's blocks interleaved, oldest first.
+        for (&m, &t) in mine.iter().zip(&theirs) {
+            assert!(b.bin(c).push(m) && b.bin(c).push(t));
+        }
+        b.flush(c, 1);
+        // The oldest own block and all of a's went; the newer own stay, in order.
+        assert_eq!(b.bin(c).pop(), Some(mine[2]));
+        assert_eq!(b.bin(c).pop(), Some(mine[1]));
+        assert_eq!(b.bin(c).pop(), None);
+        assert!(!slab(theirs[0]).remote.load(Ordering::Relaxed).is_null(), "a's blocks are on its slab's remote list");
+        mine[1..].iter().for_each(|&q| b.give_back(q));
+        a.abandon();
+        b.abandon();
     }
 
     #[test]
