@@ -1,22 +1,23 @@
 //! A thread's heap: its cache bins and the slabs it owns, per class. Here is
-//! everything a thread does when its cache misses or overflows: refill a
-//! batch from its warm slabs, give a batch back (to its own slabs directly,
-//! to other threads' slabs through their remote lists), and at thread exit
-//! hand all of it back.
+//! what a thread does when its cache misses or overflows: refill a batch
+//! from its warm slabs or give a batch back (`give_back`), let the bin grow
+//! or shrink (`capacity`), and at thread exit hand all of it back.
 
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::AtomicBool;
 
-use crate::config;
-use crate::os::clock::now_ms;
-use crate::sync::due::{Due, NEVER};
-use crate::slab::registry;
 use crate::size_class::NUM_CLASSES;
-use crate::slab::slab::{self, Block, Inbox, Ring, Slab};
-use crate::slab::superslab;
+use crate::slab::registry;
+use crate::slab::slab::{Inbox, Ring, Slab};
 use crate::stats::{self, Counter};
-use crate::thread::cache::{min_cap, start_cap, Bin, MAX_CAP, SLOT_OFFSET};
-use crate::valgrind;
+use crate::sync::due::NEVER;
+use crate::thread::cache::{start_cap, Bin, SLOT_OFFSET};
+
+mod capacity;
+mod give_back;
+
+pub use capacity::CACHE_TRIM_DUE;
+pub use give_back::give_back_remote;
 
 /// Per class: the slabs this heap owns, as rings (the head is where refills
 /// look first), and the class's recent slow-path activity.
@@ -88,20 +89,8 @@ pub struct Heap {
 /// consumer) then batches through its cache like any other.
 const CLOSED_FREES: u32 = 64;
 
-/// Slow-path events between looks for idle classes to shrink (a power of
-/// two, so the count may wrap).
-const TICK_EVENTS: u32 = 4096;
-const _: () = assert!(TICK_EVENTS.is_power_of_two());
-
 /// Partial slabs a refill looks at to pick the fullest (`warm_fullest`).
 const PICK_SLABS: usize = 8;
-
-/// When some heap's cache is next due to be asked for a trim. Blocks a
-/// thread cached keep their whole slabs resident (after a mass free, up to
-/// one slab per cached block): the purge thread asks heaps that want a
-/// trim, and each gives back the classes that went idle at its next slow
-/// path, with nothing added to the fast paths.
-pub static CACHE_TRIM_DUE: Due = Due::new();
 
 impl Heap {
     pub const EMPTY: Heap = Heap {
@@ -355,113 +344,6 @@ impl Heap {
         s
     }
 
-    /// Gives every block in the inbox back to its slab, a run of one slab at
-    /// a time: ours go onto their free lists (their slabs leave the full
-    /// rings), and runs of slabs that changed hands since they were sent go
-    /// to their remote lists.
-    pub fn drain_inbox(&mut self) {
-        let mut b = self.inbox.take_all();
-        while !b.is_null() {
-            let s = superslab::slab_of(b as usize);
-            // SAFETY: the swapped-out list is ours alone; every node is a
-            // free block of a live slab (each is counted in its slab's used).
-            let (tail, n, next) = unsafe { (*s).run_from(b) };
-            self.give_back_run(&Run { slab: s, head: b, tail, n });
-            b = superslab::check_link(tail, next);
-        }
-    }
-
-    /// Gives the oldest `n` cached blocks of class `c` back to their slabs,
-    /// and with them every cached block of a slab another thread owns: a
-    /// block this thread keeps it reuses, one of another thread's slabs
-    /// kept here holds that slab resident for nothing
-    /// (docs/ARCHITECTURE.md, "Where hakmem stays behind").
-    pub fn flush(&mut self, c: usize, n: usize) {
-        let (slots, count) = self.bin(c).spill();
-        let mut run = Run::EMPTY;
-        let (mut own_out, mut kept) = (0, 0);
-        for i in 0..count {
-            // SAFETY: i < count, within the slot array.
-            let p = unsafe { *slots.add(i) };
-            let s = superslab::slab_of(p as usize);
-            // SAFETY: a cached block's slab is live while the block is out.
-            let own = unsafe { (*s).is_owned_by(&self.inbox) };
-            if own && own_out >= n {
-                // SAFETY: kept <= i, within the slot array.
-                unsafe { *slots.add(kept) = p };
-                kept += 1;
-                continue;
-            }
-            own_out += own as usize;
-            if s == run.slab {
-                run.add(p);
-            } else {
-                self.give_back_run(&run);
-                run = Run::one(s, p);
-            }
-        }
-        self.give_back_run(&run);
-        self.bin(c).settle(kept);
-        if valgrind::active() {
-            self.bin(c).scrub_above_top();
-        }
-    }
-
-    /// Gives every cached block back to its slab (malloc_trim); true if the
-    /// cache held any.
-    pub fn flush_all(&mut self) -> bool {
-        let mut any = !self.inbox.is_empty();
-        self.drain_inbox();
-        for c in 0..NUM_CLASSES {
-            let count = self.bin(c).count();
-            any |= count > 0;
-            self.flush(c, count);
-        }
-        any
-    }
-
-    /// Gives one block back to its slab.
-    pub fn give_back(&mut self, p: *mut u8) {
-        self.give_back_run(&Run::one(superslab::slab_of(p as usize), p));
-    }
-
-    /// Gives a run of one slab's blocks back: onto its free list if the slab
-    /// is ours, else to its remote list or its owner's inbox.
-    fn give_back_run(&mut self, run: &Run) {
-        let s = run.slab;
-        if s.is_null() {
-            return;
-        }
-        // SAFETY: the run's blocks are blocks of a live slab (checked when
-        // they were freed), which stays live while they are out.
-        let slab = unsafe { &mut *s };
-        stats::class_out(slab.class as usize, -(run.n as i64));
-        if !slab.is_owned_by(&self.inbox) {
-            slab::send_back(s, run.head, run.tail);
-            stats::add(Counter::RemoteFrees, run.n as u64);
-            return;
-        }
-        stats::add(Counter::SlabBlocksBack, run.n as u64);
-        slab.put_run(run.head, run.tail, run.n);
-        if slab.ring == Ring::Full {
-            self.move_to_ring(s, Ring::Partial);
-        }
-        self.release_if_empty(s);
-    }
-
-    /// Gives one of our slabs back to the registry if it is empty, unless
-    /// it is alone on its ring (the class's room); true if it went.
-    fn release_if_empty(&mut self, s: *mut Slab) -> bool {
-        // SAFETY: s is one of our slabs; rings hold only our slabs.
-        let slab = unsafe { &*s };
-        if slab.used != 0 || slab.next == s {
-            return false;
-        }
-        self.move_to_ring(s, Ring::Off);
-        registry::free_slab(s);
-        true
-    }
-
     /// Hands back everything: cached blocks to their slabs, empty slabs to
     /// the registry, the rest to the abandoned lists for other threads.
     pub fn abandon(&mut self) {
@@ -506,94 +388,6 @@ impl Heap {
         }
     }
 
-    /// Counts a slow-path event for class `c` (a refill, or an overflow): a
-    /// class that keeps missing gets more room, unless the thread only frees
-    /// it (a bigger cache would only park other threads' blocks); every
-    /// TICK_EVENTS events, idle classes give room back.
-    fn note_event(&mut self, c: usize, refill: bool) {
-        self.trim_if_asked();
-        let l = &mut self.rings[c];
-        l.events += 1;
-        l.refills += refill as u32;
-        let grow = l.events >= 2 && l.refills > 0;
-        let max = MAX_CAP[c] as usize;
-        let bin = self.bin(c);
-        if grow && bin.cap() < max {
-            let cap = (bin.cap() * 2).min(max);
-            bin.set_cap(cap);
-        }
-        if !self.shared && self.bin(c).cap() > start_cap(c) {
-            self.want_trim();
-        }
-        self.slow_path_taken = true;
-        self.slow_events = self.slow_events.wrapping_add(1);
-        if self.slow_events.is_multiple_of(TICK_EVENTS) {
-            self.shrink_idle(false);
-        }
-    }
-
-    /// Classes with no slow-path event since the last look give room back:
-    /// half of it (`to_min` false), or all but the floor (a trim the purge
-    /// thread asked for: such a class has been idle for a purge delay). A
-    /// trim also empties the bins of classes that had no refill since the
-    /// last look, keeping their room.
-    fn shrink_idle(&mut self, to_min: bool) {
-        for c in 0..NUM_CLASSES {
-            let now = self.bin(c).cap();
-            if self.rings[c].events == 0 && now > min_cap(c) {
-                let cap = if to_min { min_cap(c) } else { (now / 2).max(min_cap(c)) };
-                let count = self.bin(c).count();
-                if count > cap / 2 {
-                    self.flush(c, count - cap / 2);
-                }
-                self.bin(c).set_cap(cap);
-            } else if to_min && self.rings[c].refills == 0 {
-                // A class this thread only freed since the last look (a
-                // mass free, or other threads' blocks): nothing here reuses
-                // what it caches, which keeps their slabs resident.
-                let count = self.bin(c).count();
-                if count > 0 {
-                    self.flush(c, count);
-                }
-            }
-            self.rings[c].events = 0;
-            self.rings[c].refills = 0;
-        }
-    }
-
-    /// Asks, once per trim, to be asked for a trim after the purge delay.
-    fn want_trim(&mut self) {
-        if !self.trim_wanted.load(Ordering::Relaxed) {
-            self.trim_wanted.store(true, Ordering::Relaxed);
-            CACHE_TRIM_DUE.note(now_ms() + config::purge_delay_ms() as u64);
-        }
-    }
-
-    /// The purge thread asked for a trim (the purge delay has passed since
-    /// we wanted one): idle classes give their blocks back, and a cache
-    /// that still holds more than it starts with wants the next trim.
-    pub fn trim_if_asked(&mut self) {
-        if !self.trim_asked.load(Ordering::Relaxed) {
-            return;
-        }
-        self.trim_asked.store(false, Ordering::Relaxed);
-        self.trim_wanted.store(false, Ordering::Relaxed);
-        self.shrink_idle(true);
-        if (0..NUM_CLASSES).any(|c| self.bin(c).cap() > start_cap(c)) {
-            self.want_trim();
-        }
-    }
-
-    /// The purge thread asks heap `h`'s owner to trim its cache at its
-    /// next slow path.
-    ///
-    /// # Safety
-    /// `h` is a live heap (heaps are never unmapped). Only its atomic
-    /// `trim_asked` is touched, which is all the owner lets others touch.
-    pub unsafe fn ask_trim(h: *const Heap) {
-        (*ptr::addr_of!((*h).trim_asked)).store(true, Ordering::Relaxed);
-    }
-
     /// Moves an owned slab between rings (Ring::Off: onto none). Onto the full
     /// ring, returns whether remote frees arrived as it went (`mark_full`).
     fn move_to_ring(&mut self, s: *mut Slab, to: Ring) -> bool {
@@ -618,43 +412,6 @@ impl Heap {
             false
         }
     }
-}
-
-/// Blocks of one slab linked `head..=tail` (null `slab`: none), given back
-/// together: consecutive frees into one slab cost one splice or one CAS.
-struct Run {
-    slab: *mut Slab,
-    head: *mut Block,
-    tail: *mut Block,
-    n: u32,
-}
-
-impl Run {
-    const EMPTY: Run = Run { slab: ptr::null_mut(), head: ptr::null_mut(), tail: ptr::null_mut(), n: 0 };
-
-    fn one(s: *mut Slab, p: *mut u8) -> Run {
-        let b = p as *mut Block;
-        Run { slab: s, head: b, tail: b, n: 1 }
-    }
-
-    /// Adds free block `p` of the run's slab at the front.
-    fn add(&mut self, p: *mut u8) {
-        let b = p as *mut Block;
-        // SAFETY: b is a free block nobody else references.
-        unsafe { Block::set_next(b, self.head) };
-        self.head = b;
-        self.n += 1;
-    }
-}
-
-/// Gives a block back to its slab from a thread that has no heap.
-pub fn give_back_remote(p: *mut u8) {
-    let b = p as *mut Block;
-    let s = superslab::slab_of(p as usize);
-    // SAFETY: the block was checked when freed: its slab is live.
-    stats::class_out(unsafe { (*s).class } as usize, -1);
-    slab::send_back(s, b, b);
-    stats::add(Counter::RemoteFrees, 1);
 }
 
 /// Ring of slabs linked through next/prev; `head` null when empty.
@@ -694,6 +451,8 @@ mod tests {
     use super::*;
     use crate::alloc::{free, malloc};
     use crate::size_class::class_of;
+    use crate::slab::superslab;
+    use core::sync::atomic::Ordering;
     use crate::thread::cache::TOTAL_SLOTS;
     use crate::thread::tls;
 

@@ -1,0 +1,161 @@
+//! Blocks going back to their slabs from a thread's cache or inbox: to a
+//! slab of this heap directly, to another thread's slab through its remote
+//! list (or its owner's inbox when it is full), a run of one slab's blocks
+//! at a time.
+
+use core::ptr;
+
+use crate::size_class::NUM_CLASSES;
+use crate::slab::registry;
+use crate::slab::slab::{self, Block, Ring, Slab};
+use crate::slab::superslab;
+use crate::stats::{self, Counter};
+use crate::valgrind;
+
+use super::Heap;
+
+impl Heap {
+    /// Gives every block in the inbox back to its slab, a run of one slab at
+    /// a time: ours go onto their free lists (their slabs leave the full
+    /// rings), and runs of slabs that changed hands since they were sent go
+    /// to their remote lists.
+    pub fn drain_inbox(&mut self) {
+        let mut b = self.inbox.take_all();
+        while !b.is_null() {
+            let s = superslab::slab_of(b as usize);
+            // SAFETY: the swapped-out list is ours alone; every node is a
+            // free block of a live slab (each is counted in its slab's used).
+            let (tail, n, next) = unsafe { (*s).run_from(b) };
+            self.give_back_run(&Run { slab: s, head: b, tail, n });
+            b = superslab::check_link(tail, next);
+        }
+    }
+
+    /// Gives the oldest `n` cached blocks of class `c` back to their slabs,
+    /// and with them every cached block of a slab another thread owns: a
+    /// block this thread keeps it reuses, one of another thread's slabs
+    /// kept here holds that slab resident for nothing
+    /// (docs/ARCHITECTURE.md, "Where hakmem stays behind").
+    pub fn flush(&mut self, c: usize, n: usize) {
+        let (slots, count) = self.bin(c).spill();
+        let mut run = Run::EMPTY;
+        let (mut own_out, mut kept) = (0, 0);
+        for i in 0..count {
+            // SAFETY: i < count, within the slot array.
+            let p = unsafe { *slots.add(i) };
+            let s = superslab::slab_of(p as usize);
+            // SAFETY: a cached block's slab is live while the block is out.
+            let own = unsafe { (*s).is_owned_by(&self.inbox) };
+            if own && own_out >= n {
+                // SAFETY: kept <= i, within the slot array.
+                unsafe { *slots.add(kept) = p };
+                kept += 1;
+                continue;
+            }
+            own_out += own as usize;
+            if s == run.slab {
+                run.add(p);
+            } else {
+                self.give_back_run(&run);
+                run = Run::one(s, p);
+            }
+        }
+        self.give_back_run(&run);
+        self.bin(c).settle(kept);
+        if valgrind::active() {
+            self.bin(c).scrub_above_top();
+        }
+    }
+
+    /// Gives every cached block back to its slab (malloc_trim); true if the
+    /// cache held any.
+    pub fn flush_all(&mut self) -> bool {
+        let mut any = !self.inbox.is_empty();
+        self.drain_inbox();
+        for c in 0..NUM_CLASSES {
+            let count = self.bin(c).count();
+            any |= count > 0;
+            self.flush(c, count);
+        }
+        any
+    }
+
+    /// Gives one block back to its slab.
+    pub fn give_back(&mut self, p: *mut u8) {
+        self.give_back_run(&Run::one(superslab::slab_of(p as usize), p));
+    }
+
+    /// Gives a run of one slab's blocks back: onto its free list if the slab
+    /// is ours, else to its remote list or its owner's inbox.
+    fn give_back_run(&mut self, run: &Run) {
+        let s = run.slab;
+        if s.is_null() {
+            return;
+        }
+        // SAFETY: the run's blocks are blocks of a live slab (checked when
+        // they were freed), which stays live while they are out.
+        let slab = unsafe { &mut *s };
+        stats::class_out(slab.class as usize, -(run.n as i64));
+        if !slab.is_owned_by(&self.inbox) {
+            slab::send_back(s, run.head, run.tail);
+            stats::add(Counter::RemoteFrees, run.n as u64);
+            return;
+        }
+        stats::add(Counter::SlabBlocksBack, run.n as u64);
+        slab.put_run(run.head, run.tail, run.n);
+        if slab.ring == Ring::Full {
+            self.move_to_ring(s, Ring::Partial);
+        }
+        self.release_if_empty(s);
+    }
+
+    /// Gives one of our slabs back to the registry if it is empty, unless
+    /// it is alone on its ring (the class's room); true if it went.
+    pub(super) fn release_if_empty(&mut self, s: *mut Slab) -> bool {
+        // SAFETY: s is one of our slabs; rings hold only our slabs.
+        let slab = unsafe { &*s };
+        if slab.used != 0 || slab.next == s {
+            return false;
+        }
+        self.move_to_ring(s, Ring::Off);
+        registry::free_slab(s);
+        true
+    }
+}
+
+/// Blocks of one slab linked `head..=tail` (null `slab`: none), given back
+/// together: consecutive frees into one slab cost one splice or one CAS.
+struct Run {
+    slab: *mut Slab,
+    head: *mut Block,
+    tail: *mut Block,
+    n: u32,
+}
+
+impl Run {
+    const EMPTY: Run = Run { slab: ptr::null_mut(), head: ptr::null_mut(), tail: ptr::null_mut(), n: 0 };
+
+    fn one(s: *mut Slab, p: *mut u8) -> Run {
+        let b = p as *mut Block;
+        Run { slab: s, head: b, tail: b, n: 1 }
+    }
+
+    /// Adds free block `p` of the run's slab at the front.
+    fn add(&mut self, p: *mut u8) {
+        let b = p as *mut Block;
+        // SAFETY: b is a free block nobody else references.
+        unsafe { Block::set_next(b, self.head) };
+        self.head = b;
+        self.n += 1;
+    }
+}
+
+/// Gives a block back to its slab from a thread that has no heap.
+pub fn give_back_remote(p: *mut u8) {
+    let b = p as *mut Block;
+    let s = superslab::slab_of(p as usize);
+    // SAFETY: the block was checked when freed: its slab is live.
+    stats::class_out(unsafe { (*s).class } as usize, -1);
+    slab::send_back(s, b, b);
+    stats::add(Counter::RemoteFrees, 1);
+}
