@@ -561,16 +561,44 @@ mod tests {
         while let Some(q) = b.bin(c).pop() {
             b.give_back(q);
         }
-        // b caches its own and a's blocks interleaved, oldest first.
-        for (&m, &t) in mine.iter().zip(&theirs) {
+        // b caches a's block, then its own and a's interleaved, oldest first.
+        assert!(b.bin(c).push(theirs[0]));
+        for (&m, &t) in mine.iter().zip(&theirs[1..]) {
             assert!(b.bin(c).push(m) && b.bin(c).push(t));
         }
+        assert!(b.bin(c).push(mine[2]));
         b.flush(c, 1);
-        // The oldest own block and all of a's went; the newer own stay, in order.
+        // The oldest (a's) and the oldest own block went, and with them all of
+        // a's; the newer own blocks stay, in order.
         assert_eq!(b.bin(c).pop(), Some(mine[2]));
         assert_eq!(b.bin(c).pop(), Some(mine[1]));
         assert_eq!(b.bin(c).pop(), None);
         assert!(!slab(theirs[0]).remote.load(Ordering::Relaxed).is_null(), "a's blocks are on its slab's remote list");
+        mine[1..].iter().for_each(|&q| b.give_back(q));
+        a.abandon();
+        b.abandon();
+    }
+
+    #[test]
+    fn a_flush_that_meets_only_own_blocks_keeps_the_rest_unlooked_at() {
+        let (mut a, mut b) = (test_heap(), test_heap());
+        let (a, b) = (&mut *a.heap, &mut *b.heap);
+        let c = class_of(16000);
+        let theirs = a.alloc(c);
+        let mine: Vec<*mut u8> = (0..3).map(|_| b.alloc(c)).collect();
+        while let Some(q) = b.bin(c).pop() {
+            b.give_back(q);
+        }
+        // The oldest block is b's own; a's waits among the newer ones.
+        for &q in [mine[0], mine[1], theirs, mine[2]].iter() {
+            assert!(b.bin(c).push(q));
+        }
+        b.flush(c, 1);
+        assert_eq!(b.bin(c).count(), 3);
+        assert_eq!(b.bin(c).pop(), Some(mine[2]));
+        assert_eq!(b.bin(c).pop(), Some(theirs), "a's block stays until a flush meets it");
+        assert_eq!(b.bin(c).pop(), Some(mine[1]));
+        b.give_back(theirs);
         mine[1..].iter().for_each(|&q| b.give_back(q));
         a.abandon();
         b.abandon();
