@@ -33,8 +33,17 @@ impl Block {
     /// `b` is a free block nobody else reads or writes now.
     #[inline]
     pub unsafe fn set_next(b: *mut Block, next: *mut Block) {
-        let link = next as usize ^ b as usize ^ random::secret();
-        if valgrind::active() {
+        Block::set_next_with(b, next, LinkKey::now());
+    }
+
+    /// `set_next` with the key read beforehand.
+    ///
+    /// # Safety
+    /// As for `set_next`.
+    #[inline]
+    pub unsafe fn set_next_with(b: *mut Block, next: *mut Block, k: LinkKey) {
+        let link = next as usize ^ b as usize ^ k.secret;
+        if k.tracked {
             return tracked(b, |b| (*b).link = link);
         }
         (*b).link = link;
@@ -48,6 +57,22 @@ impl Block {
     pub unsafe fn next_unchecked(b: *mut Block) -> *mut Block {
         let link = if valgrind::active() { tracked(b, |b| (*b).link) } else { (*b).link };
         (link ^ b as usize ^ random::secret()) as *mut Block
+    }
+}
+
+/// What writing a link takes, read once by a loop that links many blocks (a
+/// flush): each read is otherwise repeated per block, as the compiler cannot
+/// tell that the blocks' stores leave them alone.
+#[derive(Clone, Copy)]
+pub struct LinkKey {
+    secret: usize,
+    tracked: bool,
+}
+
+impl LinkKey {
+    #[inline]
+    pub fn now() -> LinkKey {
+        LinkKey { secret: random::secret(), tracked: valgrind::active() }
     }
 }
 

@@ -7,7 +7,7 @@ use core::ptr;
 
 use crate::size_class::NUM_CLASSES;
 use crate::slab::registry;
-use crate::slab::slab::{self, Block, Inbox, Ring, Slab};
+use crate::slab::slab::{self, Block, Inbox, LinkKey, Ring, Slab};
 use crate::slab::superslab;
 use crate::stats::{self, Counter};
 use crate::valgrind;
@@ -26,7 +26,7 @@ impl Heap {
             // SAFETY: the swapped-out list is ours alone; every node is a
             // free block of a live slab (each is counted in its slab's used).
             let (tail, n, next) = unsafe { (*s).run_from(b) };
-            self.give_back_run(&Run { slab: s, head: b, tail, n });
+            self.give_back_run(Run { slab: s, head: b, tail, n });
             b = superslab::check_link(tail, next);
         }
     }
@@ -41,29 +41,49 @@ impl Heap {
     /// the blocks it gives back only.
     pub fn flush(&mut self, c: usize, n: usize) {
         let (slots, count) = self.bin(c).spill();
+        let key = LinkKey::now();
+        // The cached block at index i < count.
+        let at = |i: usize| {
+            // SAFETY: every caller passes an index below count, within the
+            // slot array.
+            unsafe { *slots.add(i) }
+        };
         let mut run = Run::EMPTY;
         let mut last = SlabSeen::NONE;
         let (mut i, mut own_out, mut foreign) = (0, 0, false);
         while i < count && own_out < n {
-            // SAFETY: i < count, within the slot array.
-            let p = unsafe { *slots.add(i) };
+            self.give_back_run(run);
+            last = SlabSeen::of(at(i), &self.inbox);
+            run = Run::one(last.slab, at(i));
             i += 1;
-            let own = last.owns(p, &self.inbox);
-            own_out += own as usize;
-            foreign |= !own;
-            self.add_to_run(&mut run, last.slab, p);
+            // The blocks after it of the same slab go with it, own ones up
+            // to n in all.
+            while i < count && last.holds(at(i)) && (!last.own || own_out + (run.n as usize) < n) {
+                run.add(at(i), key);
+                i += 1;
+            }
+            if last.own {
+                own_out += run.n as usize;
+            } else {
+                foreign = true;
+            }
         }
         let kept = if foreign {
             let mut kept = 0;
             for j in i..count {
-                // SAFETY: kept <= j < count, within the slot array.
-                let p = unsafe { *slots.add(j) };
-                if last.owns(p, &self.inbox) {
-                    // SAFETY: as above.
+                let p = at(j);
+                if !last.holds(p) {
+                    last = SlabSeen::of(p, &self.inbox);
+                }
+                if last.own {
+                    // SAFETY: kept <= j < count, within the slot array.
                     unsafe { *slots.add(kept) = p };
                     kept += 1;
+                } else if last.slab == run.slab {
+                    run.add(p, key);
                 } else {
-                    self.add_to_run(&mut run, last.slab, p);
+                    self.give_back_run(run);
+                    run = Run::one(last.slab, p);
                 }
             }
             kept
@@ -72,21 +92,10 @@ impl Heap {
             unsafe { ptr::copy(slots.add(i), slots, count - i) };
             count - i
         };
-        self.give_back_run(&run);
+        self.give_back_run(run);
         self.bin(c).settle(kept);
         if valgrind::active() {
             self.bin(c).scrub_above_top();
-        }
-    }
-
-    /// Adds block `p` of slab `s` to `run`, giving the run back first if it
-    /// is of another slab.
-    fn add_to_run(&mut self, run: &mut Run, s: *mut Slab, p: *mut u8) {
-        if s == run.slab {
-            run.add(p);
-        } else {
-            self.give_back_run(run);
-            *run = Run::one(s, p);
         }
     }
 
@@ -105,12 +114,12 @@ impl Heap {
 
     /// Gives one block back to its slab.
     pub fn give_back(&mut self, p: *mut u8) {
-        self.give_back_run(&Run::one(superslab::slab_of(p as usize), p));
+        self.give_back_run(Run::one(superslab::slab_of(p as usize), p));
     }
 
     /// Gives a run of one slab's blocks back: onto its free list if the slab
     /// is ours, else to its remote list or its owner's inbox.
-    fn give_back_run(&mut self, run: &Run) {
+    fn give_back_run(&mut self, run: Run) {
         let s = run.slab;
         if s.is_null() {
             return;
@@ -159,16 +168,17 @@ struct SlabSeen {
 impl SlabSeen {
     const NONE: SlabSeen = SlabSeen { slab: ptr::null_mut(), start: 0, len: 0, own: false };
 
-    /// Whether cached block `p`'s slab belongs to the heap of `inbox`; the
-    /// slab is `self.slab` after.
-    fn owns(&mut self, p: *mut u8, inbox: &Inbox) -> bool {
-        if (p as usize).wrapping_sub(self.start) >= self.len {
-            let s = superslab::slab_of(p as usize);
-            // SAFETY: a cached block's slab is live while the block is out.
-            let slab = unsafe { &*s };
-            *self = SlabSeen { slab: s, start: slab.start as usize, len: slab.end as usize, own: slab.is_owned_by(inbox) };
-        }
-        self.own
+    /// Cached block `p`'s slab, and whether it belongs to the heap of `inbox`.
+    fn of(p: *mut u8, inbox: &Inbox) -> SlabSeen {
+        let s = superslab::slab_of(p as usize);
+        // SAFETY: a cached block's slab is live while the block is out.
+        let slab = unsafe { &*s };
+        SlabSeen { slab: s, start: slab.start as usize, len: slab.end as usize, own: slab.is_owned_by(inbox) }
+    }
+
+    /// Whether block `p` lies in this slab.
+    fn holds(&self, p: *mut u8) -> bool {
+        (p as usize).wrapping_sub(self.start) < self.len
     }
 }
 
@@ -190,10 +200,10 @@ impl Run {
     }
 
     /// Adds free block `p` of the run's slab at the front.
-    fn add(&mut self, p: *mut u8) {
+    fn add(&mut self, p: *mut u8, key: LinkKey) {
         let b = p as *mut Block;
         // SAFETY: b is a free block nobody else references.
-        unsafe { Block::set_next(b, self.head) };
+        unsafe { Block::set_next_with(b, self.head, key) };
         self.head = b;
         self.n += 1;
     }
