@@ -43,16 +43,27 @@ const fn class_size_of(c: usize) -> usize {
     } else if c <= 8 {
         16 * c
     } else if c <= PAGE_CLASS {
-        let k = c - 9; // 0.. : four per doubling from 128
-        let base = 128usize << (k / 4);
-        base + (base / 4) * (k % 4 + 1)
+        quarter_step_size(128, c - 9)
     } else if c <= PAGE_CLASS + 8 {
         4096 + 512 * (c - PAGE_CLASS) // eight per doubling to 8 KiB
     } else {
-        let k = c - PAGE_CLASS - 9; // 0.. : four per doubling from 8 KiB
-        let base = 8192usize << (k / 4);
-        base + (base / 4) * (k % 4 + 1)
+        quarter_step_size(8192, c - PAGE_CLASS - 9)
     }
+}
+
+/// Size of the `k`-th (from 0) of the classes four per doubling above
+/// `from` bytes.
+const fn quarter_step_size(from: usize, k: usize) -> usize {
+    let base = from << (k / 4);
+    base + (base / 4) * (k % 4 + 1)
+}
+
+/// `quarter_step_size` the other way: the class of a size whose `s = size -
+/// 1` has its top bit at `w`, among the classes four per doubling that
+/// start with class `first` for top bit `w0`.
+#[inline(always)]
+const fn quarter_step_class(first: usize, w0: usize, s: usize, w: usize) -> usize {
+    first + (w - w0) * 4 + ((s >> (w - 2)) & 3)
 }
 
 /// A `[u32; NUM_CLASSES]` of `f(class)`, built at compile time (`f` is a
@@ -115,11 +126,11 @@ pub fn class_of(size: usize) -> usize {
         let s = size - 1;
         let w = (usize::BITS - 1 - s.leading_zeros()) as usize; // >= 10
         if w < 12 {
-            9 + (w - 7) * 4 + ((s >> (w - 2)) & 3)
+            quarter_step_class(9, 7, s, w) // from 128
         } else if w == 12 {
             PAGE_CLASS + 1 + ((s >> 9) & 7)
         } else {
-            PAGE_CLASS + 9 + (w - 13) * 4 + ((s >> (w - 2)) & 3)
+            quarter_step_class(PAGE_CLASS + 9, 13, s, w) // from 8 KiB
         }
     }
 }
