@@ -477,6 +477,14 @@ mod tests {
         unsafe { &*superslab::slab_of(p as usize) }
     }
 
+    /// Gives every block in `h`'s bin of class `c` back to its slab, one at a
+    /// time (unlike a flush, which the tests look at).
+    fn give_back_cached(h: &mut Heap, c: usize) {
+        while let Some(q) = h.bin(c).pop() {
+            h.give_back(q);
+        }
+    }
+
     /// Blocks of class `c` from `h` until one comes from a second slab: the
     /// first slab is then on the full ring. Returns both slabs' blocks.
     fn fill_a_slab(h: &mut Heap, c: usize) -> (Vec<*mut u8>, *mut u8) {
@@ -531,9 +539,7 @@ mod tests {
         assert_eq!(s.ring, Ring::Full);
         // The second slab comes back whole first: as the class's only room
         // (the first is on the full ring) it stays.
-        while let Some(q) = h.bin(c).pop() {
-            h.give_back(q);
-        }
+        give_back_cached(h, c);
         h.give_back(other);
         assert_eq!(slab(other).used, 0);
         assert_eq!(slab(other).ring, Ring::Partial);
@@ -558,9 +564,7 @@ mod tests {
         let c = class_of(16000);
         let theirs: Vec<*mut u8> = (0..3).map(|_| a.alloc(c)).collect();
         let mine: Vec<*mut u8> = (0..3).map(|_| b.alloc(c)).collect();
-        while let Some(q) = b.bin(c).pop() {
-            b.give_back(q);
-        }
+        give_back_cached(b, c);
         // b caches a's block, then its own and a's interleaved, oldest first.
         assert!(b.bin(c).push(theirs[0]));
         for (&m, &t) in mine.iter().zip(&theirs[1..]) {
@@ -586,9 +590,7 @@ mod tests {
         let c = class_of(16000);
         let theirs = a.alloc(c);
         let mine: Vec<*mut u8> = (0..3).map(|_| b.alloc(c)).collect();
-        while let Some(q) = b.bin(c).pop() {
-            b.give_back(q);
-        }
+        give_back_cached(b, c);
         // The oldest block is b's own; a's waits among the newer ones.
         for &q in [mine[0], mine[1], theirs, mine[2]].iter() {
             assert!(b.bin(c).push(q));
@@ -622,9 +624,7 @@ mod tests {
         // The third slab keeps one block out, the first gets one back; the
         // second gets one back and then the rest from another thread, onto
         // its remote list, and is the warm slab (the last to go partial).
-        while let Some(q) = a.bin(c).pop() {
-            a.give_back(q);
-        }
+        give_back_cached(a, c);
         assert_eq!(s3.used, 1);
         a.give_back(first[0]);
         a.give_back(second[0]);
@@ -636,9 +636,7 @@ mod tests {
         assert!(ptr::eq(slab(next), s3), "then the fuller of the two left");
         assert!(superslab::block_bin_offset(p as usize).is_none(), "the emptied slab went back");
         assert_eq!(s1.used as usize, first.len());
-        while let Some(q) = a.bin(c).pop() {
-            a.give_back(q);
-        }
+        give_back_cached(a, c);
         first.iter().chain([&third, &next]).for_each(|&q| a.give_back(q));
         a.abandon();
         b.abandon();

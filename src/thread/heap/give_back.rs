@@ -52,10 +52,11 @@ impl Heap {
         let mut last = SlabSeen::NONE;
         let (mut i, mut own_out, mut foreign) = (0, 0, false);
         while i < count && own_out < n {
-            self.give_back_run(run);
-            last = SlabSeen::of(at(i), &self.inbox);
-            run = Run::one(last.slab, at(i));
+            let p = at(i);
             i += 1;
+            self.give_back_run(run);
+            last = SlabSeen::of(p, &self.inbox);
+            run = Run::one(last.slab, p);
             // The blocks after it of the same slab go with it, own ones up
             // to n in all.
             while i < count && last.holds(at(i)) && (!last.own || own_out + (run.n as usize) < n) {
