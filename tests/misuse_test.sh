@@ -49,7 +49,7 @@ double_free_delayed      default   missed    double    double
 double_free_delayed      hardened  double    double    double
 double_free_interleaved  default   double    double    double
 double_free_interleaved  hardened  double    double    double
-double_free_after_reuse  default   missed    double    missed
+double_free_after_reuse  default   missed    double    double
 double_free_after_reuse  hardened  double    double    double
 invalid_free_stack       default   invalid   invalid   invalid
 invalid_free_stack       hardened  invalid   invalid   invalid
@@ -63,7 +63,7 @@ invalid_free_far         default   invalid   invalid   invalid
 invalid_free_far         hardened  invalid   invalid   invalid
 write_after_free         default   missed    waf       waf
 write_after_free         hardened  waf       waf       uaf
-immediate_reuse          default   missed    clean     missed
+immediate_reuse          default   missed    clean     clean
 immediate_reuse          hardened  clean     clean     clean
 exec_heap                default   clean     clean     clean
 exec_heap                hardened  clean     clean     clean

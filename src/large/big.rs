@@ -28,6 +28,11 @@ pub struct BigHeader {
     pub map_size: usize,
     /// User pointer minus base; 0 once the block is freed.
     pub offset: usize,
+    /// Offsets of the last two blocks freed from this mapping's range,
+    /// newest first (0: none): a block built on the range starts elsewhere
+    /// than the newest, and a second free of either is told apart from an
+    /// invalid pointer (`was_freed`, `was_reused`).
+    pub freed: [usize; 2],
     /// Bytes asked for: the usable size, past which the tail lies.
     pub asked: usize,
     pub pieces: Pieces,
@@ -35,6 +40,9 @@ pub struct BigHeader {
 
 const MAGIC: u64 = 0x68616b6d_656d4247; // "hakmemBG"
 const HEADER: usize = 128;
+/// How much later than the block freed last from a range the next block
+/// built on it starts (at least: an alignment's worth when that is more).
+const REUSE_SHIFT: usize = 64;
 // The header's last bytes are the block's front guard (`canary`), so that
 // a write before the block's start is found.
 const _: () = assert!(core::mem::size_of::<BigHeader>() <= HEADER - canary::FRONT_GUARD);
@@ -79,21 +87,30 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     if align > MAX_ALIGN || size > isize::MAX as usize / 2 {
         return (ptr::null_mut(), false);
     }
-    let offset = align.max(HEADER);
+    let mut offset = align.max(HEADER);
     // At least a byte past the block's start, so the region the page map
     // marks BIG_HEAD for it is inside its mapping even for size 0.
-    let map_size = round_size(size.max(1) + offset);
+    let end = size.max(1) + offset;
+    let map_size = round_size(end);
     let reused = if align <= REGION_SIZE { from_cache(map_size) } else { None };
-    let (base, pieces, zero) = match reused {
-        Some((base, pieces)) => (base, pieces, false),
+    let (base, pieces, zero, freed) = match reused {
+        Some((base, pieces, freed)) => (base, pieces, false, freed),
         None => match big_pages::map_fresh(map_size, align.max(REGION_SIZE)) {
-            Some(base) => (base, Pieces::whole(map_size), true),
+            Some(base) => (base, Pieces::whole(map_size), true, [0; 2]),
             None => return (ptr::null_mut(), false),
         },
     };
+    // A program that frees a big block and keeps its pointer must not find
+    // the next block at the same address (a second free would free that
+    // one, silently). The rounding leaves room for it but for sizes within
+    // `shift` of a step (docs/ARCHITECTURE.md, "Big blocks").
+    let shift = align.max(REUSE_SHIFT);
+    if freed[0] == offset && map_size - end >= shift {
+        offset += shift;
+    }
     let h = base as *mut BigHeader;
     // SAFETY: h is the base of a mapping of map_size bytes that we own.
-    unsafe { h.write(BigHeader { magic: MAGIC, map_size, offset, asked: size, pieces }) };
+    unsafe { h.write(BigHeader { magic: MAGIC, map_size, offset, freed, asked: size, pieces }) };
     canary::write_front_guard(base + offset);
     set_asked(h, size);
     mark(base, map_size, offset);
@@ -108,58 +125,82 @@ fn freed_magic(base: usize) -> u64 {
     (base ^ random::secret()).rotate_left(11) as u64 ^ MAGIC
 }
 
-/// Marks the block freed at `base` (its user block right past the header).
-fn mark_freed(base: usize) {
-    // SAFETY: base is the header of a block just freed, still mapped, and
-    // the block has more than MARKED_BYTES bytes (it is bigger than the pool's).
-    unsafe { (*(base as *mut BigHeader)).magic = freed_magic(base) };
-    free_mark::mark((base + HEADER) as *mut u8, MARKED_BYTES, random::secret());
+/// Marks the block freed at `base + offset` (the header at `base`).
+fn mark_freed(base: usize, offset: usize) {
+    // SAFETY: base is the header of a block just freed, still mapped, with
+    // MARKED_BYTES of it past the block's start: the block is bigger than
+    // the pool's, or (aligned beyond a page) starts on a page of its own.
+    unsafe {
+        let h = base as *mut BigHeader;
+        (*h).magic = freed_magic(base);
+        (*h).freed = [offset, (*h).freed[0]];
+    }
+    free_mark::mark((base + offset) as *mut u8, MARKED_BYTES, random::secret());
 }
 
-/// Whether the cached range at `addr` (of `len` bytes) starts with a block
-/// marked freed.
-fn starts_freed(addr: usize, len: usize) -> bool {
-    // SAFETY: the range is cached, mapped and ours; a purged one reads as
-    // zero, which no freed magic is.
-    len >= HEADER + MARKED_BYTES && unsafe { (*(addr as *const BigHeader)).magic } == freed_magic(addr)
+/// `freed` of the header of the cached range at `addr` (of `len` bytes),
+/// if the range starts with a freed block.
+fn freed_offsets(addr: usize, len: usize) -> Option<[usize; 2]> {
+    if len < HEADER {
+        return None;
+    }
+    let h = addr as *const BigHeader;
+    // SAFETY: the range is cached, mapped and ours, and holds a header's
+    // bytes; a purged one reads as zero, which no freed magic is.
+    let (magic, freed) = unsafe { ((*h).magic, (*h).freed) };
+    (magic == freed_magic(addr) && freed[0] + MARKED_BYTES <= len).then_some(freed)
 }
 
 /// Whether `p` is a big block that was freed and waits in BigCache (for a
 /// report to name a second free of it).
 pub fn was_freed(p: usize) -> bool {
-    let base = p.wrapping_sub(HEADER);
-    base.is_multiple_of(REGION_SIZE) && bigcache::starts_range(base, |len| starts_freed(base, len))
+    let base = p & !(REGION_SIZE - 1);
+    bigcache::starts_range(base, |len| freed_offsets(base, len).is_some_and(|f| f.contains(&(p - base))))
+}
+
+/// Whether `p`, which the page map puts in a live big block's first region
+/// (`kind` BIG_HEAD + 0), is one of the blocks freed last from that
+/// mapping, whose range the live one reuses: a second free of it.
+pub fn was_reused(p: usize, kind: u8) -> bool {
+    let base = p & !(REGION_SIZE - 1);
+    let h = base as *const BigHeader;
+    // SAFETY: the page map marks a region BIG_HEAD + 0 only while the
+    // mapping whose header is at its base is live.
+    kind == pagemap::BIG_HEAD && unsafe { (*h).magic == MAGIC && (*h).freed.contains(&(p - base)) }
 }
 
 /// Before the cached range at `addr` is used again: if it starts with a
 /// block marked freed, reports a write into that block since its free.
-fn check_freed(addr: usize, len: usize) {
-    if !starts_freed(addr, len) {
-        return;
-    }
-    let block = addr + HEADER;
+/// Returns the range's `freed` (zeros: none).
+fn check_freed(addr: usize, len: usize) -> [usize; 2] {
+    let Some(freed) = freed_offsets(addr, len) else {
+        return [0; 2];
+    };
+    let block = addr + freed[0];
     if let Some(at) = free_mark::check(block as *mut u8, MARKED_BYTES, random::secret()) {
         diag::write_after_free(block + at, block, "malloc was to use its memory again");
     }
+    freed
 }
 
 /// A 2 MiB-aligned mapping of `map_size` bytes built from cached ranges,
-/// and its pieces; None when the cache is empty.
-fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
+/// its pieces, and the offsets of the blocks freed last from it when it is
+/// the range they left (zeros otherwise); None when the cache is empty.
+fn from_cache(map_size: usize) -> Option<(usize, Pieces, [usize; 2])> {
     let Some((addr, len)) = bigcache::take(map_size) else {
         stats::add(Counter::BigCacheMisses, 1);
         return None;
     };
     stats::add(Counter::BigCacheHits, 1);
-    check_freed(addr, len);
+    let freed = check_freed(addr, len);
     let mut pieces = Pieces::whole(len);
     if addr % REGION_SIZE == 0 {
         if len == map_size {
-            return Some((addr, pieces));
+            return Some((addr, pieces, freed));
         }
         if big_pages::map_at(addr + len, map_size - len) {
             bigcache::fill(addr + len, map_size - len, &mut pieces);
-            return Some((addr, pieces));
+            return Some((addr, pieces, freed));
         }
     }
     let Some(target) = big_pages::map_fresh(map_size, REGION_SIZE) else {
@@ -168,12 +209,12 @@ fn from_cache(map_size: usize) -> Option<(usize, Pieces)> {
     };
     if !big_pages::move_range(addr, len, len, target) {
         big_pages::unmap_range(addr, len);
-        return Some((target, Pieces::whole(map_size)));
+        return Some((target, Pieces::whole(map_size), [0; 2]));
     }
     if len < map_size {
         bigcache::fill(target + len, map_size - len, &mut pieces);
     }
-    Some((target, pieces))
+    Some((target, pieces, [0; 2]))
 }
 
 /// Page map entries of a block: BIG_TAIL over its regions, BIG_HEAD plus
@@ -245,8 +286,8 @@ pub fn free(h: *mut BigHeader) {
     }
     // Not under valgrind: memcheck was told the block is freed (and
     // BigCache keeps nothing then).
-    if offset == HEADER && !valgrind::active() {
-        mark_freed(base);
+    if !valgrind::active() {
+        mark_freed(base, offset);
     }
     // Where one mremap moves several mappings, the block goes back as one
     // range: the cache then keeps ranges as big as the blocks freed, where
@@ -281,6 +322,24 @@ mod tests {
                 assert_eq!(pagemap::kind(p as usize), pagemap::NONE);
             }
         }
+    }
+
+    #[test]
+    fn a_block_built_where_one_was_freed_starts_elsewhere() {
+        let size = 3 << 20;
+        let (p, _) = alloc(size, 16);
+        let base = p as usize & !(REGION_SIZE - 1);
+        free(header_of(p as usize, pagemap::kind(p as usize)).unwrap());
+        assert!(was_freed(p as usize) || pagemap::kind(p as usize) != pagemap::NONE);
+        // Other tests may take the cached range first: only a block on the
+        // same range says anything.
+        let (q, _) = alloc(size, 16);
+        if q as usize & !(REGION_SIZE - 1) == base {
+            assert_ne!(q, p);
+            assert!(was_reused(p as usize, pagemap::kind(p as usize)));
+            assert!(!was_reused(p as usize + 16, pagemap::kind(p as usize)));
+        }
+        free(header_of(q as usize, pagemap::kind(q as usize)).unwrap());
     }
 
     #[test]

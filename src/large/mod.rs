@@ -59,9 +59,10 @@ pub fn free(p: usize, kind: u8) -> bool {
 pub fn was_freed(p: usize, kind: u8) -> bool {
     match kind {
         pagemap::POOL => pool::was_freed(p),
-        // A freed big block's regions leave the page map.
+        // A freed big block's regions leave the page map, until a new
+        // block reuses its range.
         pagemap::NONE => big::was_freed(p),
-        _ => false,
+        k => big::was_reused(p, k),
     }
 }
 
