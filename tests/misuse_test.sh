@@ -29,7 +29,9 @@ declare -A MESSAGE=(
 
 # kind, mode, then the outcome at small (56 B), medium (60000 B) and large
 # (4 MB) sizes; a/b: either. segv: killed by SIGSEGV, not by hakmem (a 1 MiB
-# overflow of a big block runs off its mapping before free could look).
+# overflow of a big block runs off its mapping before free could look, and
+# memcpy writes its last bytes first, past the guard page; a 1 MiB underflow
+# starts below the block's mapping).
 TABLE='
 overflow_1               default   missed    overflow  overflow
 overflow_1               hardened  overflow  overflow  overflow
@@ -37,12 +39,22 @@ overflow_32              default   missed    overflow  overflow
 overflow_32              hardened  overflow  overflow  overflow
 overflow_1m              default   missed    overflow  segv/overflow
 overflow_1m              hardened  overflow  guard     guard
+memcpy_overflow_1        default   missed    overflow  overflow
+memcpy_overflow_1        hardened  overflow  overflow  overflow
 memcpy_overflow_32       default   missed    overflow  overflow
 memcpy_overflow_32       hardened  overflow  overflow  overflow
+memcpy_overflow_1m       default   missed    overflow  segv
+memcpy_overflow_1m       hardened  overflow  guard     segv
 underflow_1              default   missed    underflow underflow
 underflow_1              hardened  underflow underflow underflow
 underflow_32             default   missed    underflow underflow
 underflow_32             hardened  underflow underflow underflow
+underflow_1m             default   segv      segv      segv
+underflow_1m             hardened  segv      segv      segv
+memcpy_underflow_1       default   missed    underflow underflow
+memcpy_underflow_1       hardened  underflow underflow underflow
+memcpy_underflow_32      default   missed    underflow underflow
+memcpy_underflow_32      hardened  underflow underflow underflow
 double_free_immediate    default   double    double    double
 double_free_immediate    hardened  double    double    double
 double_free_delayed      default   missed    double    double
@@ -81,6 +93,8 @@ zero_size_write          default   missed    missed    missed
 zero_size_write          hardened  zero      zero      zero
 zero_size_read           default   missed    missed    missed
 zero_size_read           hardened  zero      zero      zero
+calloc_zeroed            default   clean     clean     clean
+calloc_zeroed            hardened  clean     clean     clean
 '
 
 passed=0 failed=0

@@ -81,14 +81,40 @@ static int overflow(size_t n, size_t by, int via_memcpy)
     return survived();
 }
 
-static int underflow(size_t n, size_t by)
+static int underflow(size_t n, size_t by, int via_memcpy)
 {
     char *p = malloc(n);
     show(p);
-    scribble(p - by, by);
+    if (via_memcpy) {
+        char *src = malloc(by);
+        memset(src, 0x42, by);
+        memcpy(p - by, src, by);
+        sink = p;
+    } else {
+        scribble(p - by, by);
+    }
     free(p);
     churn(n);
     return survived();
+}
+
+/* calloc of a block whose memory a freed block left written must still
+ * hand out zeros (not misuse, but what the suite's "zeroing" case asks). */
+static int calloc_zeroed(size_t n)
+{
+    char *p = malloc(n);
+    show(p);
+    memset(p, 0x43, n);
+    free(p);
+    for (int i = 0; i < 4; i++) {
+        unsigned char *q = calloc(1, n);
+        for (size_t j = 0; j < n; j++)
+            if (q[j] != 0)
+                return survived();
+        memset(q, 0x44, n);
+        free(q);
+    }
+    return clean();
 }
 
 static int double_free(size_t n, const char *how)
@@ -201,14 +227,20 @@ static int zero_size(int write)
 }
 
 static const char *const kinds[] = {
-    "overflow_1", "overflow_32", "overflow_1m", "memcpy_overflow_32",
-    "underflow_1", "underflow_32",
+    "overflow_1", "overflow_32", "overflow_1m", "memcpy_overflow_1", "memcpy_overflow_32", "memcpy_overflow_1m",
+    "underflow_1", "underflow_32", "underflow_1m", "memcpy_underflow_1", "memcpy_underflow_32",
     "double_free_immediate", "double_free_delayed", "double_free_interleaved", "double_free_after_reuse",
     "invalid_free_stack", "invalid_free_alloca", "invalid_free_unaligned", "invalid_free_near", "invalid_free_far",
     "write_after_free", "immediate_reuse", "exec_heap",
     "huge_malloc", "huge_calloc", "huge_realloc", "huge_memalign", "bad_alignment",
-    "zero_size_write", "zero_size_read",
+    "zero_size_write", "zero_size_read", "calloc_zeroed",
 };
+
+/* How many bytes a case name's suffix says: "1", "32" or "1m". */
+static size_t by_of(const char *suffix)
+{
+    return strcmp(suffix, "1") == 0 ? 1 : strcmp(suffix, "32") == 0 ? 32 : (size_t)1 << 20;
+}
 
 int main(int argc, char **argv)
 {
@@ -228,11 +260,15 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strncmp(k, "overflow_", 9) == 0)
-        return overflow(n, strcmp(k + 9, "1") == 0 ? 1 : strcmp(k + 9, "32") == 0 ? 32 : 1u << 20, 0);
-    if (strcmp(k, "memcpy_overflow_32") == 0)
-        return overflow(n, 32, 1);
+        return overflow(n, by_of(k + 9), 0);
+    if (strncmp(k, "memcpy_overflow_", 16) == 0)
+        return overflow(n, by_of(k + 16), 1);
     if (strncmp(k, "underflow_", 10) == 0)
-        return underflow(n, strcmp(k + 10, "1") == 0 ? 1 : 32);
+        return underflow(n, by_of(k + 10), 0);
+    if (strncmp(k, "memcpy_underflow_", 17) == 0)
+        return underflow(n, by_of(k + 17), 1);
+    if (strcmp(k, "calloc_zeroed") == 0)
+        return calloc_zeroed(n);
     if (strncmp(k, "double_free_", 12) == 0)
         return double_free(n, k + 12);
     if (strncmp(k, "invalid_free_", 13) == 0)
