@@ -154,6 +154,20 @@ pub fn guard_page_hit(at: usize) -> ! {
     abort()
 }
 
+/// Reports a fault just past a big block's mapping (hardened mode: an
+/// overflow that skipped its guard page, as `memcpy` does when it writes
+/// its last bytes first), from the fault handler, and aborts.
+#[cold]
+#[inline(never)]
+pub fn past_big_block(at: usize) -> ! {
+    Line::new()
+        .str("hakmem: heap overflow at ")
+        .hex(at)
+        .str(" (past the end of a big block's mapping)")
+        .write_to(2);
+    abort()
+}
+
 /// Reports an access at `at` to the malloc(0) block `block` (hardened
 /// mode), from the fault handler, and aborts.
 #[cold]

@@ -30,8 +30,9 @@ declare -A MESSAGE=(
 # kind, mode, then the outcome at small (56 B), medium (60000 B) and large
 # (4 MB) sizes; a/b: either. segv: killed by SIGSEGV, not by hakmem (a 1 MiB
 # overflow of a big block runs off its mapping before free could look, and
-# memcpy writes its last bytes first, past the guard page; a 1 MiB underflow
-# starts below the block's mapping).
+# memcpy writes its last bytes first, past the guard page: hardened, the
+# fault handler names that too; a 1 MiB underflow starts below the block's
+# mapping).
 TABLE='
 overflow_1               default   missed    overflow  overflow
 overflow_1               hardened  overflow  overflow  overflow
@@ -44,7 +45,7 @@ memcpy_overflow_1        hardened  overflow  overflow  overflow
 memcpy_overflow_32       default   missed    overflow  overflow
 memcpy_overflow_32       hardened  overflow  overflow  overflow
 memcpy_overflow_1m       default   missed    overflow  segv
-memcpy_overflow_1m       hardened  overflow  guard     segv
+memcpy_overflow_1m       hardened  overflow  guard     guard
 underflow_1              default   missed    underflow underflow
 underflow_1              hardened  underflow underflow underflow
 underflow_32             default   missed    underflow underflow

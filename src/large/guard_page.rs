@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::diag;
 use crate::large::zero_size;
-use crate::os::pagemap;
+use crate::os::{self, pagemap::{self, REGION_SIZE}};
 
 /// Forbids every access to the page at `at`; false if the kernel refused.
 pub fn protect(at: usize) -> bool {
@@ -58,9 +58,11 @@ pub fn install_fault_handler() {
 }
 
 /// A fault on a page of a pool region or a big block can only be a guard
-/// page (the rest is ordinary memory), one on a freed big block's range
-/// (`quarantine.rs`) a use after free, one in the malloc(0) region an
-/// access to a block with no bytes: reported, then abort. Any other fault
+/// page (the rest is ordinary memory); one on unmapped memory in the region
+/// after a big block's last is an overflow that jumped its guard page; one
+/// on a freed big block's range (`quarantine.rs`) a use after free; one in
+/// the malloc(0) region an access to a block with no bytes: reported, then
+/// abort. Any other fault
 /// puts the previous action back and returns, so the faulting access runs
 /// again under it (by default: the usual crash).
 extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -70,10 +72,18 @@ extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c
         pagemap::FREED_BIG => diag::use_after_free(addr),
         pagemap::ZERO_SIZE => diag::zero_size_access(addr, zero_size::block_at(addr)),
         k if pagemap::is_big(k) || k == pagemap::POOL => diag::guard_page_hit(addr),
+        pagemap::NONE if follows_big_block(addr) => diag::past_big_block(addr),
         _ => {}
     }
     // SAFETY: PREVIOUS was written before any guard page existed and holds
     // an action sigaction returned (or SIG_DFL); sigaction is
     // async-signal-safe.
     unsafe { libc::sigaction(libc::SIGSEGV, PREVIOUS.0.get(), ptr::null_mut()) };
+}
+
+/// Whether `addr` is unmapped and in the region right after one holding a
+/// big block: where an overflow of it that jumped its guard page lands (a
+/// mapped page there is somebody else's, such as a thread stack's guard).
+fn follows_big_block(addr: usize) -> bool {
+    pagemap::is_big(pagemap::kind(addr.wrapping_sub(REGION_SIZE))) && os::is_unmapped(addr)
 }

@@ -154,6 +154,19 @@ pub fn huge_pages(p: *mut u8, size: usize, advice: Option<bool>) {
     unsafe { libc::madvise(p as *mut libc::c_void, size, advice) };
 }
 
+/// Whether no mapping covers the page holding `addr` (async-signal-safe:
+/// one system call, mincore, which fails with ENOMEM there).
+pub fn is_unmapped(addr: usize) -> bool {
+    let (mut byte, saved) = (0u8, errno::errno());
+    let page = addr & !(PAGE - 1);
+    // SAFETY: mincore only reads the page tables and writes one byte.
+    let r = unsafe { libc::mincore(page as *mut libc::c_void, PAGE, &mut byte) };
+    let unmapped = r != 0 && errno::errno().0 == libc::ENOMEM;
+    // A signal handler must leave the interrupted code's errno as it was.
+    errno::set_errno(saved);
+    unmapped
+}
+
 /// Test helper: how many pages of `p..p + len` are resident (an unmapped
 /// page counts as not resident). `p` is page-aligned.
 #[cfg(test)]
