@@ -168,6 +168,20 @@ pub fn past_big_block(at: usize) -> ! {
     abort()
 }
 
+/// Reports a fault just before a region of hakmem's blocks (hardened mode:
+/// a write that started below a block and ran up to it), from the fault
+/// handler, and aborts.
+#[cold]
+#[inline(never)]
+pub fn before_heap_region(at: usize) -> ! {
+    Line::new()
+        .str("hakmem: heap underflow at ")
+        .hex(at)
+        .str(" (unmapped memory just before a region of heap blocks)")
+        .write_to(2);
+    abort()
+}
+
 /// Reports an access at `at` to the malloc(0) block `block` (hardened
 /// mode), from the fault handler, and aborts.
 #[cold]

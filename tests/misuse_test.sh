@@ -15,10 +15,12 @@ BIN=build/misuse
 
 # What each outcome looks like: a message on a line of hakmem's that also
 # names the case's block ({addr}: right there), or one of the exits
-# misuse.c makes. A guard page report names the faulting address instead.
+# misuse.c makes. A fault handler's report (guard, below) names the faulting
+# address instead.
 declare -A MESSAGE=(
     [overflow]="heap overflow past {addr} (block of"
     [guard]="heap overflow at"
+    [below]="heap underflow at"
     [underflow]="heap underflow before {addr}"
     [double]="double free {addr}"
     [invalid]="invalid pointer {addr}"
@@ -32,7 +34,7 @@ declare -A MESSAGE=(
 # overflow of a big block runs off its mapping before free could look, and
 # memcpy writes its last bytes first, past the guard page: hardened, the
 # fault handler names that too; a 1 MiB underflow starts below the block's
-# mapping).
+# region, which only hardened mode's handler names).
 TABLE='
 overflow_1               default   missed    overflow  overflow
 overflow_1               hardened  overflow  overflow  overflow
@@ -51,7 +53,7 @@ underflow_1              hardened  underflow underflow underflow
 underflow_32             default   missed    underflow underflow
 underflow_32             hardened  underflow underflow underflow
 underflow_1m             default   segv      segv      segv
-underflow_1m             hardened  segv      segv      segv
+underflow_1m             hardened  below     below     below
 memcpy_underflow_1       default   missed    underflow underflow
 memcpy_underflow_1       hardened  underflow underflow underflow
 memcpy_underflow_32      default   missed    underflow underflow
@@ -114,7 +116,7 @@ check() { # KIND MODE SIZE WANT
             *)
                 want=${MESSAGE[$one]//\{addr\}/$addr}
                 local named=$addr
-                [[ $one == guard ]] && named=
+                [[ $one == guard || $one == below ]] && named=
                 [[ $rc -eq 134 ]] && grep -F -- "$want" "$err" | grep '^hakmem: ' | grep -qF -- "$named" && ok=1
                 ;;
         esac

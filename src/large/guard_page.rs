@@ -59,7 +59,9 @@ pub fn install_fault_handler() {
 
 /// A fault on a page of a pool region or a big block can only be a guard
 /// page (the rest is ordinary memory); one on unmapped memory in the region
-/// after a big block's last is an overflow that jumped its guard page; one
+/// after a big block's last is an overflow that jumped its guard page, one
+/// in the region before a region of blocks an underflow that started below
+/// a block; one
 /// on a freed big block's range (`quarantine.rs`) a use after free; one in
 /// the malloc(0) region an access to a block with no bytes: reported, then
 /// abort. Any other fault
@@ -73,6 +75,7 @@ extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c
         pagemap::ZERO_SIZE => diag::zero_size_access(addr, zero_size::block_at(addr)),
         k if pagemap::is_big(k) || k == pagemap::POOL => diag::guard_page_hit(addr),
         pagemap::NONE if follows_big_block(addr) => diag::past_big_block(addr),
+        pagemap::NONE if precedes_blocks(addr) => diag::before_heap_region(addr),
         _ => {}
     }
     // SAFETY: PREVIOUS was written before any guard page existed and holds
@@ -86,4 +89,13 @@ extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c
 /// mapped page there is somebody else's, such as a thread stack's guard).
 fn follows_big_block(addr: usize) -> bool {
     pagemap::is_big(pagemap::kind(addr.wrapping_sub(REGION_SIZE))) && os::is_unmapped(addr)
+}
+
+/// Whether `addr` is unmapped and in the region right before one holding
+/// blocks (slabs, pool runs or a big block's start): where a long underflow
+/// of a block, written upwards, starts.
+fn precedes_blocks(addr: usize) -> bool {
+    let above = pagemap::kind(addr.wrapping_add(REGION_SIZE));
+    let blocks = matches!(above, pagemap::SUPERSLAB | pagemap::POOL) || above >= pagemap::BIG_HEAD;
+    blocks && os::is_unmapped(addr)
 }
