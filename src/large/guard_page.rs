@@ -59,14 +59,13 @@ pub fn install_fault_handler() {
 
 /// A fault on a page of a pool region or a big block can only be a guard
 /// page (the rest is ordinary memory); one on unmapped memory in the region
-/// after a big block's last is an overflow that jumped its guard page, one
+/// after a big block's last is an overflow that jumped its guard page; one
 /// in the region before a region of blocks an underflow that started below
-/// a block; one
-/// on a freed big block's range (`quarantine.rs`) a use after free; one in
-/// the malloc(0) region an access to a block with no bytes: reported, then
-/// abort. Any other fault
-/// puts the previous action back and returns, so the faulting access runs
-/// again under it (by default: the usual crash).
+/// a block; one on a freed big block's range (`quarantine.rs`) a use after
+/// free; one in the malloc(0) region an access to a block with no bytes:
+/// reported, then abort. Any other fault puts the previous action back and
+/// returns, so the faulting access runs again under it (by default: the
+/// usual crash).
 extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
