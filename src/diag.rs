@@ -141,44 +141,13 @@ pub fn heap_underflow(block: usize) -> ! {
     abort()
 }
 
-/// Reports an access to a guard page (hardened mode: the page past a pool
-/// or big block's end), from the fault handler, and aborts.
+/// Reports a fault the fault handler of hardened mode recognised, and
+/// aborts: `hakmem: <what> at 0x… (<why>)`, e.g. `hakmem: heap overflow at
+/// 0x… (the guard page past the end of a block)`.
 #[cold]
 #[inline(never)]
-pub fn guard_page_hit(at: usize) -> ! {
-    Line::new()
-        .str("hakmem: heap overflow at ")
-        .hex(at)
-        .str(" (the guard page past the end of a block)")
-        .write_to(2);
-    abort()
-}
-
-/// Reports a fault just past a big block's mapping (hardened mode: an
-/// overflow that skipped its guard page, as `memcpy` does when it writes
-/// its last bytes first), from the fault handler, and aborts.
-#[cold]
-#[inline(never)]
-pub fn past_big_block(at: usize) -> ! {
-    Line::new()
-        .str("hakmem: heap overflow at ")
-        .hex(at)
-        .str(" (past the end of a big block's mapping)")
-        .write_to(2);
-    abort()
-}
-
-/// Reports a fault just before a region of hakmem's blocks (hardened mode:
-/// a write that started below a block and ran up to it), from the fault
-/// handler, and aborts.
-#[cold]
-#[inline(never)]
-pub fn before_heap_region(at: usize) -> ! {
-    Line::new()
-        .str("hakmem: heap underflow at ")
-        .hex(at)
-        .str(" (unmapped memory just before a region of heap blocks)")
-        .write_to(2);
+pub fn fault(what: &str, at: usize, why: &str) -> ! {
+    Line::new().str("hakmem: ").str(what).str(" at ").hex(at).str(" (").str(why).str(")").write_to(2);
     abort()
 }
 
@@ -194,15 +163,6 @@ pub fn zero_size_access(at: usize, block: usize) -> ! {
         .hex(block)
         .str(", which has no bytes)")
         .write_to(2);
-    abort()
-}
-
-/// Reports an access to a freed big block (hardened mode's quarantine),
-/// from the fault handler, and aborts.
-#[cold]
-#[inline(never)]
-pub fn use_after_free(at: usize) -> ! {
-    Line::new().str("hakmem: use after free at ").hex(at).str(" (a freed big block)").write_to(2);
     abort()
 }
 

@@ -70,11 +70,17 @@ extern "C" fn on_fault(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
     match pagemap::kind(addr) {
-        pagemap::FREED_BIG => diag::use_after_free(addr),
+        pagemap::FREED_BIG => diag::fault("use after free", addr, "a freed big block"),
         pagemap::ZERO_SIZE => diag::zero_size_access(addr, zero_size::block_at(addr)),
-        k if pagemap::is_big(k) || k == pagemap::POOL => diag::guard_page_hit(addr),
-        pagemap::NONE if follows_big_block(addr) => diag::past_big_block(addr),
-        pagemap::NONE if precedes_blocks(addr) => diag::before_heap_region(addr),
+        k if pagemap::is_big(k) || k == pagemap::POOL => {
+            diag::fault("heap overflow", addr, "the guard page past the end of a block")
+        }
+        pagemap::NONE if follows_big_block(addr) => {
+            diag::fault("heap overflow", addr, "past the end of a big block's mapping")
+        }
+        pagemap::NONE if precedes_blocks(addr) => {
+            diag::fault("heap underflow", addr, "unmapped memory just before a region of heap blocks")
+        }
         _ => {}
     }
     // SAFETY: PREVIOUS was written before any guard page existed and holds
