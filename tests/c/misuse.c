@@ -53,6 +53,15 @@ static void scribble(char *p, size_t n)
     sink = p;
 }
 
+/* scribble, by memcpy from a block of its own (as an overlong copy does). */
+static void copy_over(char *p, size_t n)
+{
+    char *src = malloc(n);
+    memset(src, 0x42, n);
+    memcpy(p, src, n);
+    sink = p;
+}
+
 /* Frees a few blocks of the same size, so a check of the newest free alone
  * does not see the next double free. */
 static void churn(size_t n)
@@ -68,14 +77,10 @@ static int overflow(size_t n, size_t by, int via_memcpy)
 {
     char *p = malloc(n);
     show(p);
-    if (via_memcpy) {
-        char *src = malloc(n + by);
-        memset(src, 0x42, n + by);
-        memcpy(p, src, n + by);
-        sink = p;
-    } else {
+    if (via_memcpy)
+        copy_over(p, n + by);
+    else
         scribble(p + n, by);
-    }
     free(p);
     churn(n);
     return survived();
@@ -85,14 +90,10 @@ static int underflow(size_t n, size_t by, int via_memcpy)
 {
     char *p = malloc(n);
     show(p);
-    if (via_memcpy) {
-        char *src = malloc(by);
-        memset(src, 0x42, by);
-        memcpy(p - by, src, by);
-        sink = p;
-    } else {
+    if (via_memcpy)
+        copy_over(p - by, by);
+    else
         scribble(p - by, by);
-    }
     free(p);
     churn(n);
     return survived();
