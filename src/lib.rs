@@ -40,6 +40,7 @@ pub mod purge;
 pub mod report;
 pub mod size_class;
 pub mod slab {
+    pub mod free_bits;
     pub mod free_mark;
     pub mod registry;
     pub mod slab;

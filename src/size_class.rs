@@ -84,6 +84,9 @@ pub(crate) use per_class;
 /// Block size of each class.
 pub static CLASS_SIZE: [u32; NUM_CLASSES] = per_class!(class_size_of);
 
+/// The smallest class's size: a unit holds at most UNIT_SIZE / SMALLEST blocks.
+pub const SMALLEST: usize = class_size_of(0);
+
 /// Sizes up to this take the table lookup; above it, a short formula.
 pub const SMALL_LIMIT: usize = 1024;
 

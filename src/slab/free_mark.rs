@@ -1,7 +1,8 @@
 //! Hardened mode's marks in free slab blocks. Every free block, freed or
 //! never yet handed out, carries in its second word its address encoded
 //! with the process key, and in its next two words (when it has them) a
-//! poison word; the first word stays free for the slab's free-list link.
+//! poison word; the first word stays free for the link of a block freed by
+//! another thread (remote lists and inboxes).
 //! free finds the mark on a block already free (a double free); handing a
 //! block out checks that mark and poison are intact (else something wrote
 //! to the block after it was freed) and clears the mark.

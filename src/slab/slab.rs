@@ -1,7 +1,8 @@
 //! A slab: one or more 64 KiB units of a SuperSlab cut into blocks of one
-//! size class. Its owner thread hands blocks to its cache from the local free
-//! list or by carving fresh ones off the end; any other thread gives blocks
-//! back with one CAS onto the remote list, which the owner takes whole.
+//! size class. Its owner thread hands blocks to its cache from its free bits
+//! (`free_bits.rs`) or by carving fresh ones off the end; any other thread
+//! gives blocks back with one CAS onto the remote list, a list linked
+//! through the blocks, which the owner takes whole.
 
 use core::ptr;
 #[cfg(not(loom))]
@@ -13,6 +14,7 @@ use crate::config;
 use crate::diag;
 use crate::os::random;
 use crate::size_class::{block_magic, is_block_start};
+use crate::slab::free_bits::FreeBits;
 use crate::slab::free_mark;
 use crate::stats::{self, Counter};
 use crate::valgrind;
@@ -101,8 +103,11 @@ pub enum Ring {
 
 #[repr(C)]
 pub struct Slab {
-    /// Owner-only free list.
-    pub free: *mut Block,
+    /// Owner-only: which blocks are free.
+    pub bits: FreeBits,
+    /// The class's boundary magic (`size_class::block_magic`), which also
+    /// turns an offset into a block index.
+    pub magic: u64,
     /// Blocks freed by other threads; the owner swaps it out whole.
     pub remote: AtomicPtr<Block>,
     /// The owner, named by its inbox: the one thread that may use `free`,
@@ -130,9 +135,10 @@ pub struct Slab {
 
 impl Slab {
     /// Resets the slab to hold `blocks` blocks of `class` from `start`, in
-    /// `units` units.
-    pub fn init(&mut self, start: *mut u8, class: usize, size: usize, units: usize, blocks: usize) {
-        self.free = ptr::null_mut();
+    /// `units` units, its free bits in `bits` (room for `blocks` bits).
+    pub fn init(&mut self, start: *mut u8, class: usize, size: usize, units: usize, blocks: usize, bits: *mut u64) {
+        self.bits = FreeBits::new(bits, blocks);
+        self.magic = block_magic(class);
         self.remote = AtomicPtr::new(ptr::null_mut());
         self.owner = AtomicPtr::new(ptr::null_mut());
         self.full = AtomicBool::new(false);
@@ -151,17 +157,14 @@ impl Slab {
     /// Moves up to `want` blocks into `out`; returns how many. Owner only.
     #[inline]
     pub fn take(&mut self, out: *mut *mut u8, want: usize) -> usize {
-        let mut n = 0;
-        while n < want && !self.free.is_null() {
-            let b = self.free;
-            // SAFETY: blocks on the free list are free blocks of this slab,
-            // their first word is the link; `out` has room for `want`.
-            unsafe {
-                self.free = self.next_of(b);
-                *out.add(n) = b as *mut u8;
-            }
-            n += 1;
-        }
+        let (start, size, mut k) = (self.start, self.size as usize, 0);
+        let mut n = self.bits.take(want, |i| {
+            // SAFETY: i is a free block's index, so the block lies inside
+            // the slab; `out` has room for `want`, and `take` hands out at
+            // most that many.
+            unsafe { *out.add(k) = start.add(i * size) };
+            k += 1;
+        });
         let key = if config::harden() { random::secret() } else { 0 };
         while n < want && self.bump < self.end {
             // SAFETY: bump < end keeps the block inside the slab; `out` has room.
@@ -179,46 +182,57 @@ impl Slab {
         n
     }
 
-    /// A block on the free list or never handed out. Owner only.
+    /// A free block or one never handed out. Owner only.
     pub fn has_room(&self) -> bool {
-        !self.free.is_null() || self.bump < self.end
+        self.bits.count() > 0 || self.bump < self.end
     }
 
-    /// Takes every remotely freed block onto the local free list; true if
-    /// there were any. Owner only.
+    /// Takes every remotely freed block back; true if there were any.
+    /// Owner only.
     pub fn collect_remote(&mut self) -> bool {
         if self.remote.load(Ordering::Relaxed).is_null() {
             return false;
         }
-        let head = self.remote.swap(ptr::null_mut(), Ordering::Acquire);
-        let mut tail = head;
-        let mut n = 1u32;
-        // SAFETY: the swapped-out list is ours alone; every node is a free
-        // block of this slab.
-        unsafe {
-            loop {
-                let next = self.next_of(tail);
-                if next.is_null() {
-                    break;
-                }
-                tail = next;
-                n += 1;
-            }
-            Block::set_next(tail, self.free);
+        let mut b = self.remote.swap(ptr::null_mut(), Ordering::Acquire);
+        let mut n = 0;
+        while !b.is_null() {
+            // SAFETY: the swapped-out list is ours alone; every node is a
+            // free block of this slab, its link read before its bit is set.
+            let next = unsafe { self.next_of(b) };
+            self.put(b as *mut u8);
+            b = next;
+            n += 1;
         }
-        self.free = head;
         self.used -= n;
         true
     }
 
-    /// Takes back the `n` blocks `head..=tail`, linked through their links
-    /// (the tail's is overwritten): one splice onto the free list. Owner only.
+    /// Takes back block `p`, which the caller counts off `used`; a block
+    /// already free is a double free. Owner only.
     #[inline]
-    pub fn put_run(&mut self, head: *mut Block, tail: *mut Block, n: u32) {
-        // SAFETY: the run is blocks of this slab that nobody uses any more.
-        unsafe { Block::set_next(tail, self.free) };
-        self.free = head;
-        self.used -= n;
+    pub fn put(&mut self, p: *mut u8) {
+        let offset = (p as usize).wrapping_sub(self.start as usize) as u64;
+        // offset < 2^32 and magic = ceil(2^64 / size): the high half of the
+        // product is offset / size.
+        let i = ((offset as u128 * self.magic as u128) >> 64) as usize;
+        if !self.bits.set(i) {
+            diag::double_free("free", p as usize);
+        }
+    }
+
+    /// Takes back the `n` blocks of the chain from `head` (linked through
+    /// their links, as `run_from` found them), which the caller counts off
+    /// `used`. Owner only.
+    ///
+    /// # Safety
+    /// The chain is `n` free blocks of this slab that the caller alone reads.
+    pub unsafe fn put_chain(&mut self, head: *mut Block, n: u32) {
+        let mut b = head;
+        for _ in 0..n {
+            let next = Block::next_unchecked(b);
+            self.put(b as *mut u8);
+            b = next;
+        }
     }
 
     /// The run of this slab's blocks that starts at `head` on a list that
@@ -231,7 +245,7 @@ impl Slab {
     /// `head` is a free block of this slab on such a list that the caller
     /// alone reads.
     pub unsafe fn run_from(&self, head: *mut Block) -> (*mut Block, u32, *mut Block) {
-        let magic = block_magic(self.class as usize);
+        let magic = self.magic;
         let mut tail = head;
         let mut n = 1;
         loop {
@@ -285,7 +299,7 @@ impl Slab {
             return next;
         }
         let offset = (next as usize).wrapping_sub(self.start as usize);
-        if offset >= self.bump as usize || !is_block_start(block_magic(self.class as usize), offset as u32) {
+        if offset >= self.bump as usize || !is_block_start(self.magic, offset as u32) {
             diag::corrupted_free_list(b as usize);
         }
         next
@@ -387,7 +401,8 @@ mod tests {
         let mut s: Slab = unsafe { core::mem::zeroed() };
         let class = crate::size_class::class_of(size);
         assert_eq!(crate::size_class::CLASS_SIZE[class] as usize, size);
-        s.init(mem.as_mut_ptr() as *mut u8, class, size, 1, UNIT_SIZE / size);
+        let bits = Box::leak(vec![u64::MAX; 128].into_boxed_slice()).as_mut_ptr();
+        s.init(mem.as_mut_ptr() as *mut u8, class, size, 1, UNIT_SIZE / size, bits);
         s
     }
 
@@ -402,14 +417,14 @@ mod tests {
         let distinct: HashSet<_> = out[..total].iter().collect();
         assert_eq!(distinct.len(), total);
         assert_eq!(s.take(out.as_mut_ptr(), 1), 0);
-        for &p in &[out[5], out[9]] {
-            let b = p as *mut Block;
-            s.put_run(b, b, 1);
+        for &p in &[out[9], out[5]] {
+            s.put(p);
+            s.used -= 1;
         }
         assert_eq!(s.used as usize, total - 2);
         let mut again = [ptr::null_mut(); 4];
         assert_eq!(s.take(again.as_mut_ptr(), 4), 2);
-        assert_eq!(&again[..2], &[out[9], out[5]]);
+        assert_eq!(&again[..2], &[out[5], out[9]], "lowest address first");
     }
 
     #[test]
@@ -454,14 +469,10 @@ mod tests {
         });
         assert!(s.collect_remote());
         assert_eq!(s.used, 0);
-        let mut seen = HashSet::new();
-        let mut b = s.free;
-        while !b.is_null() {
-            assert!(seen.insert(b as usize));
-            // SAFETY: b is a free block of s, which this test alone reads.
-            b = unsafe { s.next_of(b) };
-        }
-        assert_eq!(seen.len(), n);
+        let mut back = vec![ptr::null_mut(); n];
+        assert_eq!(s.take(back.as_mut_ptr(), n), n);
+        let seen: HashSet<_> = back.iter().map(|&p| p as usize).collect();
+        assert_eq!(seen, addrs.into_iter().collect());
     }
 }
 
@@ -477,8 +488,10 @@ mod loom_tests {
         loom::model(|| {
             let mem: &'static mut [u64] = Box::leak(vec![0u64; 8].into_boxed_slice());
             let start = mem.as_mut_ptr() as *mut u8;
+            let bits = Box::leak(vec![0u64; 1].into_boxed_slice()).as_mut_ptr();
             let slab = Box::leak(Box::new(Slab {
-                free: ptr::null_mut(),
+                bits: FreeBits::new(bits, 4),
+                magic: block_magic(1),
                 remote: AtomicPtr::new(ptr::null_mut()),
                 owner: AtomicPtr::new(ptr::null_mut()),
                 full: AtomicBool::new(false),

@@ -7,7 +7,8 @@ use core::ptr;
 
 use crate::diag;
 use crate::os::pagemap::{self, REGION_SIZE};
-use crate::size_class::{block_magic, is_colored, is_scaled_block_start, BIN_STRIDE, BLOCK_ALIGN, UNIT_SHIFT};
+use crate::size_class::{block_magic, is_colored, is_scaled_block_start, BIN_STRIDE, BLOCK_ALIGN, SMALLEST, UNIT_SHIFT};
+use crate::slab::free_bits;
 use crate::slab::slab::{Block, Slab};
 
 pub const UNITS: usize = REGION_SIZE >> UNIT_SHIFT;
@@ -76,7 +77,13 @@ pub struct SuperSlab {
     pub units: [Unit; UNITS],
     /// Metadata of the slab starting at each unit.
     pub slabs: [Slab; UNITS],
+    /// Each unit's share of free bits: a slab over units `i..i+n` uses those
+    /// of all its units (`Slab::bits`).
+    free_bits: [[u64; UNIT_BIT_WORDS]; UNITS],
 }
+
+/// Words of free bits per unit: one bit per block of the smallest class.
+const UNIT_BIT_WORDS: usize = free_bits::words_for((1 << UNIT_SHIFT) / SMALLEST);
 
 const _: () = assert!(core::mem::size_of::<SuperSlab>() <= 1 << UNIT_SHIFT);
 
@@ -200,8 +207,9 @@ impl SuperSlab {
             self.dirty_units &= !(1 << u);
             self.units[u] = record;
         }
+        let bits = self.free_bits[first..].as_mut_ptr().cast::<u64>();
         let slab = &mut self.slabs[first];
-        slab.init(start as *mut u8, class, size, n, (base + (n << UNIT_SHIFT) - start) / size);
+        slab.init(start as *mut u8, class, size, n, (base + (n << UNIT_SHIFT) - start) / size, bits);
         slab
     }
 

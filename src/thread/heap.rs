@@ -266,7 +266,7 @@ impl Heap {
             let slab = unsafe { &mut *s };
             // Reuse what other threads gave back before carving fresh blocks:
             // it keeps the touched (resident) part of the slab small.
-            if slab.free.is_null() {
+            if slab.bits.count() == 0 {
                 slab.collect_remote();
             }
             let n = slab.take(out, want);

@@ -26,6 +26,19 @@ static void *free_in_thread(void *p)
     return NULL;
 }
 
+enum { MANY = 6000 };
+static void *many[MANY];
+
+/* Frees every block of `many` but the second (which keeps the slab live). */
+static void *free_many(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < MANY; i++)
+        if (i != 1)
+            free(many[i]);
+    return NULL;
+}
+
 /* Each case prints the address it expects in the report on stdout. */
 static int run_case(const char *name)
 {
@@ -49,38 +62,65 @@ static int run_case(const char *name)
         return 0;
     }
     if (strcmp(name, "double_free_after_flush") == 0) {
-        /* The first block reaches its slab's free list before the second
+        /* Hardened: the first block reaches its slab before the second
          * free; its neighbour stays live so the slab does too. */
-        enum { N = 6000 };
-        static void *blocks[N];
-        for (int i = 0; i < N; i++)
-            blocks[i] = malloc(48);
-        printf("%p\n", blocks[0]);
+        for (int i = 0; i < MANY; i++)
+            many[i] = malloc(48);
+        printf("%p\n", many[0]);
         fflush(stdout);
-        for (int i = 0; i < N; i++)
-            if (i != 1)
-                free(blocks[i]);
-        free(blocks[0]);
+        free_many(NULL);
+        free(many[0]);
         return 0;
     }
     if (strcmp(name, "write_after_free") == 0) {
-        /* Free enough blocks that the oldest go back to their slab's free
-         * list, scribble over the first one's first 16 bytes (its link; in
-         * hardened mode the poison past its head), then allocate them all
-         * again: following the link, or handing the block out, is refused. */
-        enum { N = 6000 };
-        static void *blocks[N];
-        for (int i = 0; i < N; i++)
-            blocks[i] = malloc(64);
-        printf("%p\n", blocks[0]);
+        /* Hardened: free enough blocks that the oldest go back to their
+         * slab, scribble over the first one's first 16 bytes (the poison
+         * past its head), then allocate them all again: handing the block
+         * out is refused. */
+        for (int i = 0; i < MANY; i++)
+            many[i] = malloc(64);
+        printf("%p\n", many[0]);
         fflush(stdout);
-        for (int i = 0; i < N; i++)
-            if (i != 1) /* keeps the slab live */
-                free(blocks[i]);
-        memset(blocks[0], 0x41, 16); /* the bug under test */
-        for (int i = 0; i < N; i++)
+        free_many(NULL);
+        memset(many[0], 0x41, 16); /* the bug under test */
+        for (int i = 0; i < MANY; i++)
             if (i != 1)
-                blocks[i] = malloc(64);
+                many[i] = malloc(64);
+        return 0;
+    }
+    if (strcmp(name, "write_after_free_remote") == 0) {
+        /* Blocks freed by another thread wait on their slab's remote list
+         * (or their owner's inbox), linked through their first word:
+         * scribble over the first one's link, then allocate them all again:
+         * following the link is refused. */
+        for (int i = 0; i < MANY; i++)
+            many[i] = malloc(64);
+        printf("%p\n", many[0]);
+        fflush(stdout);
+        pthread_t t;
+        pthread_create(&t, NULL, free_many, NULL);
+        pthread_join(t, NULL);
+        memset(many[0], 0x41, 16); /* the bug under test */
+        for (int i = 0; i < MANY; i++)
+            if (i != 1)
+                many[i] = malloc(64);
+        return 0;
+    }
+    if (strcmp(name, "double_free_found_at_flush") == 0) {
+        /* Default mode: a block freed twice, with more frees after the
+         * second, is found when the cache gives it back to its slab, where
+         * it is free already. */
+        for (int i = 0; i < MANY; i++)
+            many[i] = malloc(48);
+        void *later[MANY];
+        for (int i = 0; i < MANY; i++)
+            later[i] = malloc(48);
+        printf("%p\n", many[0]);
+        fflush(stdout);
+        free_many(NULL);
+        free(many[0]); /* the bug under test */
+        for (int i = 0; i < MANY; i++)
+            free(later[i]);
         return 0;
     }
     if (strcmp(name, "write_after_free_cached") == 0) {
@@ -209,8 +249,9 @@ static const struct expect cases[] = {
     { "double_free", "0", "free(): double free " }, /* twice in a row: default mode too */
     { "double_free_other_thread", "1", "free(): double free " },
     { "double_free_after_flush", "1", "free(): double free " },
-    { "write_after_free", "0", "corrupted free list at " },
+    { "write_after_free_remote", "0", "corrupted free list at " },
     { "write_after_free", "1", "write after free at " }, /* hardened: the poison past the head */
+    { "double_free_found_at_flush", "0", "free(): double free " },
     { "write_after_free_cached", "1", "write after free at " },
     { "no_immediate_reuse", "1", NULL },
     { "usable_is_exact", "1", NULL },

@@ -1,7 +1,7 @@
 //! Blocks going back to their slabs from a thread's cache or inbox: to a
-//! slab of this heap directly, to another thread's slab through its remote
-//! list (or its owner's inbox when it is full), a run of one slab's blocks
-//! at a time.
+//! slab of this heap directly (its free bits), to another thread's slab
+//! through its remote list (or its owner's inbox when it is full), a run of
+//! one slab's blocks at a time.
 
 use core::ptr;
 
@@ -16,7 +16,7 @@ use super::Heap;
 
 impl Heap {
     /// Gives every block in the inbox back to its slab, a run of one slab at
-    /// a time: ours go onto their free lists (their slabs leave the full
+    /// a time: ours go onto their free bits (their slabs leave the full
     /// rings), and runs of slabs that changed hands since they were sent go
     /// to their remote lists.
     pub fn drain_inbox(&mut self) {
@@ -26,7 +26,13 @@ impl Heap {
             // SAFETY: the swapped-out list is ours alone; every node is a
             // free block of a live slab (each is counted in its slab's used).
             let (tail, n, next) = unsafe { (*s).run_from(b) };
-            self.give_back_run(Run { slab: s, head: b, tail, n });
+            // SAFETY: as above; our own slab's run is ours to take back.
+            let own = unsafe { (*s).is_owned_by(&self.inbox) };
+            if own {
+                // SAFETY: as above.
+                unsafe { (*s).put_chain(b, n) };
+            }
+            self.give_back_run(Run { slab: s, head: b, tail, n, own });
             b = superslab::check_link(tail, next);
         }
     }
@@ -56,7 +62,7 @@ impl Heap {
             i += 1;
             self.give_back_run(run);
             last = SlabSeen::of(p, &self.inbox);
-            run = Run::one(last.slab, p);
+            run = Run::one(&last, p);
             // The blocks after it of the same slab go with it, own ones up
             // to n in all.
             while i < count && last.holds(at(i)) && (!last.own || own_out + (run.n as usize) < n) {
@@ -84,7 +90,7 @@ impl Heap {
                     run.add(p, key);
                 } else {
                     self.give_back_run(run);
-                    run = Run::one(last.slab, p);
+                    run = Run::one(&last, p);
                 }
             }
             kept
@@ -115,11 +121,12 @@ impl Heap {
 
     /// Gives one block back to its slab.
     pub fn give_back(&mut self, p: *mut u8) {
-        self.give_back_run(Run::one(superslab::slab_of(p as usize), p));
+        self.give_back_run(Run::one(&SlabSeen::of(p, &self.inbox), p));
     }
 
-    /// Gives a run of one slab's blocks back: onto its free list if the slab
-    /// is ours, else to its remote list or its owner's inbox.
+    /// Gives a run of one slab's blocks back: a run of our own slab is back
+    /// already (its blocks' bits are set) and gets counted, another thread's
+    /// goes to its remote list or its owner's inbox.
     fn give_back_run(&mut self, run: Run) {
         let s = run.slab;
         if s.is_null() {
@@ -129,13 +136,13 @@ impl Heap {
         // they were freed), which stays live while they are out.
         let slab = unsafe { &mut *s };
         stats::class_out(slab.class as usize, -(run.n as i64));
-        if !slab.is_owned_by(&self.inbox) {
+        if !run.own {
             slab::send_back(s, run.head, run.tail);
             stats::add(Counter::RemoteFrees, run.n as u64);
             return;
         }
         stats::add(Counter::SlabBlocksBack, run.n as u64);
-        slab.put_run(run.head, run.tail, run.n);
+        slab.used -= run.n;
         if slab.ring == Ring::Full {
             self.move_to_ring(s, Ring::Partial);
         }
@@ -183,30 +190,48 @@ impl SlabSeen {
     }
 }
 
-/// Blocks of one slab linked `head..=tail` (null `slab`: none), given back
-/// together: consecutive frees into one slab cost one splice or one CAS.
+/// Blocks of one slab given back together (null `slab`: none). Our own
+/// slab's go onto its free bits as they join and are counted at the end;
+/// another thread's are linked `head..=tail`, for one CAS.
 struct Run {
     slab: *mut Slab,
     head: *mut Block,
     tail: *mut Block,
     n: u32,
+    own: bool,
 }
 
 impl Run {
-    const EMPTY: Run = Run { slab: ptr::null_mut(), head: ptr::null_mut(), tail: ptr::null_mut(), n: 0 };
+    const EMPTY: Run = Run { slab: ptr::null_mut(), head: ptr::null_mut(), tail: ptr::null_mut(), n: 0, own: false };
 
-    fn one(s: *mut Slab, p: *mut u8) -> Run {
+    /// A run of `seen`'s slab that starts with block `p`.
+    fn one(seen: &SlabSeen, p: *mut u8) -> Run {
         let b = p as *mut Block;
-        Run { slab: s, head: b, tail: b, n: 1 }
+        let mut run = Run { slab: seen.slab, head: b, tail: b, n: 1, own: seen.own };
+        if run.own {
+            run.put(p);
+        }
+        run
     }
 
-    /// Adds free block `p` of the run's slab at the front.
+    /// Adds free block `p` of the run's slab.
+    #[inline]
     fn add(&mut self, p: *mut u8, key: LinkKey) {
+        self.n += 1;
+        if self.own {
+            return self.put(p);
+        }
         let b = p as *mut Block;
         // SAFETY: b is a free block nobody else references.
         unsafe { Block::set_next_with(b, self.head, key) };
         self.head = b;
-        self.n += 1;
+    }
+
+    #[inline]
+    fn put(&mut self, p: *mut u8) {
+        // SAFETY: the run's slab is ours (`own`), live while its blocks are
+        // out, and p is one of them.
+        unsafe { (*self.slab).put(p) };
     }
 }
 
