@@ -29,6 +29,15 @@ static void *free_in_thread(void *p)
 enum { MANY = 6000 };
 static void *many[MANY];
 
+/* Fills `many` with blocks of `size` bytes and prints the first. */
+static void fill_many(size_t size)
+{
+    for (int i = 0; i < MANY; i++)
+        many[i] = malloc(size);
+    printf("%p\n", many[0]);
+    fflush(stdout);
+}
+
 /* Frees every block of `many` but the second (which keeps the slab live). */
 static void *free_many(void *unused)
 {
@@ -37,6 +46,25 @@ static void *free_many(void *unused)
         if (i != 1)
             free(many[i]);
     return NULL;
+}
+
+/* Frees `many` (from another thread if asked), scribbles over the first
+ * block's first 16 bytes, then allocates them all again. */
+static int write_after_free(int other_thread)
+{
+    fill_many(64);
+    if (other_thread) {
+        pthread_t t;
+        pthread_create(&t, NULL, free_many, NULL);
+        pthread_join(t, NULL);
+    } else {
+        free_many(NULL);
+    }
+    memset(many[0], 0x41, 16); /* the bug under test */
+    for (int i = 0; i < MANY; i++)
+        if (i != 1)
+            many[i] = malloc(64);
+    return 0;
 }
 
 /* Each case prints the address it expects in the report on stdout. */
@@ -64,10 +92,7 @@ static int run_case(const char *name)
     if (strcmp(name, "double_free_after_flush") == 0) {
         /* Hardened: the first block reaches its slab before the second
          * free; its neighbour stays live so the slab does too. */
-        for (int i = 0; i < MANY; i++)
-            many[i] = malloc(48);
-        printf("%p\n", many[0]);
-        fflush(stdout);
+        fill_many(48);
         free_many(NULL);
         free(many[0]);
         return 0;
@@ -77,46 +102,23 @@ static int run_case(const char *name)
          * slab, scribble over the first one's first 16 bytes (the poison
          * past its head), then allocate them all again: handing the block
          * out is refused. */
-        for (int i = 0; i < MANY; i++)
-            many[i] = malloc(64);
-        printf("%p\n", many[0]);
-        fflush(stdout);
-        free_many(NULL);
-        memset(many[0], 0x41, 16); /* the bug under test */
-        for (int i = 0; i < MANY; i++)
-            if (i != 1)
-                many[i] = malloc(64);
-        return 0;
+        return write_after_free(0);
     }
     if (strcmp(name, "write_after_free_remote") == 0) {
         /* Blocks freed by another thread wait on their slab's remote list
          * (or their owner's inbox), linked through their first word:
          * scribble over the first one's link, then allocate them all again:
          * following the link is refused. */
-        for (int i = 0; i < MANY; i++)
-            many[i] = malloc(64);
-        printf("%p\n", many[0]);
-        fflush(stdout);
-        pthread_t t;
-        pthread_create(&t, NULL, free_many, NULL);
-        pthread_join(t, NULL);
-        memset(many[0], 0x41, 16); /* the bug under test */
-        for (int i = 0; i < MANY; i++)
-            if (i != 1)
-                many[i] = malloc(64);
-        return 0;
+        return write_after_free(1);
     }
     if (strcmp(name, "double_free_found_at_flush") == 0) {
         /* Default mode: a block freed twice, with more frees after the
          * second, is found when the cache gives it back to its slab, where
          * it is free already. */
-        for (int i = 0; i < MANY; i++)
-            many[i] = malloc(48);
+        fill_many(48);
         void *later[MANY];
         for (int i = 0; i < MANY; i++)
             later[i] = malloc(48);
-        printf("%p\n", many[0]);
-        fflush(stdout);
         free_many(NULL);
         free(many[0]); /* the bug under test */
         for (int i = 0; i < MANY; i++)
