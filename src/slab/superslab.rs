@@ -77,13 +77,21 @@ pub struct SuperSlab {
     pub units: [Unit; UNITS],
     /// Metadata of the slab starting at each unit.
     pub slabs: [Slab; UNITS],
-    /// Each unit's share of free bits: a slab over units `i..i+n` uses those
-    /// of all its units (`Slab::bits`).
-    free_bits: [[u64; UNIT_BIT_WORDS]; UNITS],
+    /// Each unit's share of free bits for slabs of at most NARROW_BLOCKS
+    /// blocks per unit (every class from 64 bytes up): a slab over units
+    /// `i..i+n` uses those of all its units (`Slab::bits`). Packed together,
+    /// they make one or two pages of the header resident, not eight.
+    narrow_bits: [[u64; NARROW_WORDS]; UNITS],
+    /// The same for slabs of more blocks (the classes below 64 bytes),
+    /// touched only by them.
+    wide_bits: [[u64; WIDE_WORDS]; UNITS],
 }
 
-/// Words of free bits per unit: one bit per block of the smallest class.
-const UNIT_BIT_WORDS: usize = free_bits::words_for((1 << UNIT_SHIFT) / SMALLEST);
+/// Blocks per unit the narrow bits hold: those of the 64-byte class.
+const NARROW_BLOCKS: usize = (1 << UNIT_SHIFT) / 64;
+const NARROW_WORDS: usize = free_bits::words_for(NARROW_BLOCKS);
+/// Words of free bits per unit for the smallest class.
+const WIDE_WORDS: usize = free_bits::words_for((1 << UNIT_SHIFT) / SMALLEST);
 
 const _: () = assert!(core::mem::size_of::<SuperSlab>() <= 1 << UNIT_SHIFT);
 
@@ -207,9 +215,14 @@ impl SuperSlab {
             self.dirty_units &= !(1 << u);
             self.units[u] = record;
         }
-        let bits = self.free_bits[first..].as_mut_ptr().cast::<u64>();
+        let blocks = (base + (n << UNIT_SHIFT) - start) / size;
+        let bits = if blocks <= NARROW_BLOCKS * n {
+            self.narrow_bits[first..].as_mut_ptr().cast::<u64>()
+        } else {
+            self.wide_bits[first..].as_mut_ptr().cast::<u64>()
+        };
         let slab = &mut self.slabs[first];
-        slab.init(start as *mut u8, class, size, n, (base + (n << UNIT_SHIFT) - start) / size, bits);
+        slab.init(start as *mut u8, class, size, n, blocks, bits);
         slab
     }
 
@@ -265,6 +278,38 @@ mod tests {
         assert_eq!(ss.find_free_units(4), Some(2));
         ss.release(1, 1);
         assert!(ss.is_empty());
+    }
+
+    #[test]
+    fn free_bits_of_classes_from_64_bytes_keep_to_few_header_pages() {
+        use crate::os::{self, resident_pages};
+        use crate::size_class::class_of;
+        let p = os::map_aligned(REGION_SIZE, REGION_SIZE);
+        assert!(!p.is_null());
+        // SAFETY: a fresh mapping of ours; small pages, so that residency
+        // is counted page by page.
+        unsafe { libc::madvise(p.cast(), REGION_SIZE, libc::MADV_NOHUGEPAGE) };
+        // SAFETY: a zeroed mapping of REGION_SIZE bytes holds a SuperSlab.
+        let ss = unsafe { &mut *(p as *mut SuperSlab) };
+        ss.init();
+        let header_pages = || resident_pages(p, 1 << UNIT_SHIFT);
+        let (c64, c8) = (class_of(64), class_of(8));
+        for u in 1..UNITS - 1 {
+            ss.claim(u, 1, c64, 64);
+        }
+        let with_narrow = header_pages();
+        assert!(with_narrow <= 4, "{with_narrow} header pages for 30 slabs of 64 B");
+        // The smallest class's slab has its own wide bits, and works.
+        ss.claim(UNITS - 1, 1, c8, 8);
+        assert!(header_pages() > with_narrow);
+        for i in [0, 8191] {
+            assert!(ss.slabs[UNITS - 1].bits.set(i));
+        }
+        assert_eq!(ss.slabs[UNITS - 2].bits.count(), 0, "a 64-byte slab's bits stay clear");
+        let mut got = vec![];
+        assert_eq!(ss.slabs[UNITS - 1].bits.take(4, |i| got.push(i)), 2);
+        assert_eq!(got, [0, 8191]);
+        os::unmap(p, REGION_SIZE);
     }
 
     #[test]
