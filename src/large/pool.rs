@@ -261,7 +261,7 @@ impl Shard {
             while !r.is_null() {
                 // SAFETY: regions on the dirty list are live, under the lock.
                 let reg = unsafe { &*r };
-                dirty += reg.dirty as usize * class_size(reg.class());
+                dirty += reg.resident_free_bytes();
                 r = reg.dirty_list.next;
             }
             Footprint { mapped: l.regions * REGION_SIZE, in_use: l.live_bytes, dirty }

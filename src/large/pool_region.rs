@@ -104,6 +104,9 @@ pub struct Region {
     /// the purge gives them back.
     stale: bool,
     stale_since: u64,
+    /// At most how many of those pages are resident: the free runs that
+    /// were dirty when the region was laid out again.
+    stale_bytes: u32,
     /// In the shard's list for its class (runs to give) or of empty regions.
     pub list: Links,
     /// In the shard's list of regions with dirty runs (while `on_dirty_list`;
@@ -203,6 +206,8 @@ impl Region {
                 self.stale = true;
                 self.stale_since = now;
             }
+            let left = self.stale_bytes as usize + self.dirty as usize * class_size(self.class());
+            self.stale_bytes = left.min(REGION_SIZE - PAGE) as u32;
             self.run_at_page = [NIL; PAGES];
         }
         let pages = CLASS_PAGES[c] as usize;
@@ -359,6 +364,12 @@ impl Region {
         self.dirty > 0 || self.stale
     }
 
+    /// At most how many bytes of free pages here are resident: the dirty
+    /// runs, and the stale pages an earlier layout left.
+    pub fn resident_free_bytes(&self) -> usize {
+        self.dirty as usize * class_size(self.class()) + if self.stale { self.stale_bytes as usize } else { 0 }
+    }
+
     /// Gives back the pages of free runs dirty for `delay` ms by `now` (all
     /// of them when `force`), and stale pages past the carved runs. Returns
     /// when the next one is due (u64::MAX: none left) and whether any was
@@ -372,6 +383,7 @@ impl Region {
                 let from = self.run_addr(self.carved as usize);
                 os::decommit(from as *mut u8, self.base() + REGION_SIZE - from);
                 self.stale = false;
+                self.stale_bytes = 0;
                 released = true;
             } else {
                 due = ripe_at;
@@ -471,7 +483,9 @@ mod tests {
         assert!(reg.is_full(), "one 1 MiB run per region");
         assert_eq!(reg.pop(class_size(reg.class())), None);
         reg.push(reg.live_run(p as usize).unwrap(), 0);
+        assert_eq!(reg.resident_free_bytes(), MAX_SIZE);
         reg.format(0, 50);
+        assert_eq!(reg.resident_free_bytes(), MAX_SIZE, "the old class's pages count until purged");
         let (q, zero) = reg.pop(class_size(reg.class())).unwrap();
         assert_eq!(q, p);
         assert!(!zero, "the old class's pages are still there");
@@ -480,6 +494,7 @@ mod tests {
         assert_eq!(reg.purge(100, 100, false), (150, false));
         assert_eq!(reg.purge(150, 100, false), (u64::MAX, true));
         assert!(!reg.has_resident_free_pages());
+        assert_eq!(reg.resident_free_bytes(), 0);
         let mut runs = 1;
         while let Some((q, zero)) = reg.pop(class_size(reg.class())) {
             assert!(zero, "stale pages went back to the kernel");
