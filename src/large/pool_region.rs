@@ -203,8 +203,10 @@ impl Region {
         }
         if self.class != NO_CLASS {
             if self.dirty > 0 && !self.stale {
+                // Their delay runs from their frees (the last of them when
+                // the region went empty), not from this new layout.
                 self.stale = true;
-                self.stale_since = now;
+                self.stale_since = self.empty_since.min(now);
             }
             let left = self.stale_bytes as usize + self.dirty as usize * class_size(self.class());
             self.stale_bytes = left.min(REGION_SIZE - PAGE) as u32;
@@ -482,7 +484,7 @@ mod tests {
         unsafe { ptr::write_bytes(p, 0xee, MAX_SIZE) };
         assert!(reg.is_full(), "one 1 MiB run per region");
         assert_eq!(reg.pop(class_size(reg.class())), None);
-        reg.push(reg.live_run(p as usize).unwrap(), 0);
+        reg.push(reg.live_run(p as usize).unwrap(), 20);
         assert_eq!(reg.resident_free_bytes(), MAX_SIZE);
         reg.format(0, 50);
         assert_eq!(reg.resident_free_bytes(), MAX_SIZE, "the old class's pages count until purged");
@@ -491,8 +493,8 @@ mod tests {
         assert!(!zero, "the old class's pages are still there");
         // SAFETY: q is a live run of the first class, in the old run.
         assert_eq!(unsafe { *q.add(class_size(0) - 1) }, 0xee);
-        assert_eq!(reg.purge(100, 100, false), (150, false));
-        assert_eq!(reg.purge(150, 100, false), (u64::MAX, true));
+        assert_eq!(reg.purge(100, 100, false), (120, false), "due a delay after the free, not the new layout");
+        assert_eq!(reg.purge(120, 100, false), (u64::MAX, true));
         assert!(!reg.has_resident_free_pages());
         assert_eq!(reg.resident_free_bytes(), 0);
         let mut runs = 1;
