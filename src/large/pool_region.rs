@@ -102,10 +102,9 @@ pub struct Region {
     /// Runs not yet carved may hold pages left resident by the region's
     /// previous class (since `stale_since`): they do not read as zero, and
     /// the purge gives them back.
-    stale: bool,
     stale_since: u64,
-    /// At most how many of those pages are resident: the free runs that
-    /// were dirty when the region was laid out again.
+    /// At most how many of those pages are resident (0: none are stale):
+    /// the free runs that were dirty when the region was laid out again.
     stale_bytes: u32,
     /// In the shard's list for its class (runs to give) or of empty regions.
     pub list: Links,
@@ -202,10 +201,9 @@ impl Region {
             return;
         }
         if self.class != NO_CLASS {
-            if self.dirty > 0 && !self.stale {
+            if self.dirty > 0 && !self.stale() {
                 // Their delay runs from their frees (the last of them when
                 // the region went empty), not from this new layout.
-                self.stale = true;
                 self.stale_since = self.empty_since.min(now);
             }
             let left = self.stale_bytes as usize + self.dirty as usize * class_size(self.class());
@@ -236,7 +234,7 @@ impl Region {
             (i, self.state[i] == RunState::Clean)
         } else if self.carved < self.runs {
             self.carved += 1;
-            (self.carved as usize - 1, !self.stale)
+            (self.carved as usize - 1, !self.stale())
         } else {
             return None;
         };
@@ -363,13 +361,18 @@ impl Region {
 
     /// Whether the purge has pages to give back here.
     pub fn has_resident_free_pages(&self) -> bool {
-        self.dirty > 0 || self.stale
+        self.dirty > 0 || self.stale()
+    }
+
+    /// Whether runs not yet carved may hold pages an earlier layout left.
+    fn stale(&self) -> bool {
+        self.stale_bytes > 0
     }
 
     /// At most how many bytes of free pages here are resident: the dirty
     /// runs, and the stale pages an earlier layout left.
     pub fn resident_free_bytes(&self) -> usize {
-        self.dirty as usize * class_size(self.class()) + if self.stale { self.stale_bytes as usize } else { 0 }
+        self.dirty as usize * class_size(self.class()) + self.stale_bytes as usize
     }
 
     /// Gives back the pages of free runs dirty for `delay` ms by `now` (all
@@ -379,12 +382,11 @@ impl Region {
     pub fn purge(&mut self, now: u64, delay: u64, force: bool) -> (u64, bool) {
         let mut due = u64::MAX;
         let mut released = false;
-        if self.stale {
+        if self.stale() {
             let ripe_at = self.stale_since.saturating_add(delay);
             if force || now >= ripe_at {
                 let from = self.run_addr(self.carved as usize);
                 os::decommit(from as *mut u8, self.base() + REGION_SIZE - from);
-                self.stale = false;
                 self.stale_bytes = 0;
                 released = true;
             } else {
