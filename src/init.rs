@@ -25,9 +25,15 @@ static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 /// bootstrap arena instead of coming back here.
 #[inline]
 pub fn ensure() {
-    if STATE.load(Ordering::Acquire) != DONE {
+    if !done() {
         init_slow();
     }
+}
+
+/// Whether the process-wide set-up is done (the HAKMEM_* settings loaded).
+#[inline(always)]
+pub fn done() -> bool {
+    STATE.load(Ordering::Acquire) == DONE
 }
 
 #[cold]

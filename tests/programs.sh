@@ -255,6 +255,17 @@ sort_workload() {
     run sort -u -t ' ' -k3,3 "$HAKTEST_SORT_INPUT"
 }
 
+# ------------------------------------------------------------ sed and tar
+# Both link libselinux, whose constructor allocates before hakmem's own
+# constructor runs: hardened, those first blocks must be hardened ones too
+# (they were not, and sed and tar aborted at their first fclose).
+sed_tar_workload() {
+    set -o pipefail
+    run sed -E 's/^([0-9a-f]+) ([0-9]+)/\2 \1/' "$HAKTEST_SORT_INPUT" | sha256sum || return 1
+    mkdir d && seq 1 20000 >d/numbers && cp "$HAKTEST_SORT_INPUT" d/ || return 1
+    run tar cf - d | run tar tvf - | awk '{ print $3, $6 }'
+}
+
 # ---------------------------------------------------------------- sqlite3
 # A generated workload: 300k rows inserted in transactions, two indexes, a
 # join with aggregation, updates and deletes, then a checksum of the rest.
@@ -278,7 +289,7 @@ sqlite_workload() {
     run sqlite3 db.sqlite <work.sql
 }
 
-export -f python_workload perl_workload git_workload gcc_workload sort_workload sqlite_workload
+export -f python_workload perl_workload git_workload gcc_workload sort_workload sed_tar_workload sqlite_workload
 
 # ------------------------------------------------------------------- main
 echo "programs: testing $LIB"
@@ -318,6 +329,7 @@ if need sort coreutils; then
                           substr("abcdefghijklmnopqrstuvwxyz", 1 + int(rand() * 20), 1 + int(rand() * 6)) }' \
         >"$HAKTEST_SORT_INPUT"
     check_case sort sort_workload
+    check_case "sed and tar hardened" sed_tar_workload 1
 else
     fail sort "sort is not installed and could not be installed"
 fi

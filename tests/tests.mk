@@ -19,7 +19,7 @@ HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/bigcache_test \
               $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so $(BUILD)/thp_test \
               $(BUILD)/valgrind_test $(BUILD)/valgrind_test_plain $(BUILD)/prof_test \
-              $(BUILD)/new_test_plain $(BUILD)/misuse
+              $(BUILD)/new_test_plain $(BUILD)/misuse $(BUILD)/early_test
 
 .PHONY: test-c-glibc
 
@@ -93,6 +93,14 @@ $(BUILD)/deepbind_test: tests/c/deepbind_test.c | $(BUILD)
 $(BUILD)/libdeepbind_lib.so: tests/c/deepbind_lib.c | $(BUILD)
 	$(CC) $(CFLAGS) -pthread -fPIC -shared -o $@ $<
 
+# Plain, linked with the library whose constructor allocates (run preloaded:
+# that constructor runs before hakmem's).
+$(BUILD)/early_test: tests/c/early_test.c $(BUILD)/libearly_lib.so | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< -L$(BUILD) -learly_lib -Wl,-rpath,$(abspath $(BUILD)) -ldl
+
+$(BUILD)/libearly_lib.so: tests/c/early_lib.c tests/c/early_lib.h | $(BUILD)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
 $(BUILD)/libtls_lib.so: tests/c/tls_lib.c | $(BUILD)
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
@@ -127,6 +135,8 @@ test-c:: $(HT_BINS) $(LIB)
 		print("HAKMEM_STATS=json: a JSON report,", len(d["classes"]), "classes")' $(BUILD)/stats.json
 	$(HT_PRELOAD) $(BUILD)/new_test_plain
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/new_test_plain
+	$(HT_PRELOAD) $(BUILD)/early_test
+	for k in 0 1 2 3 4 5; do EARLY_FIRST=$$k HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/early_test || exit 1; done
 	$(HT_PRELOAD) $(BUILD)/lifecycle_plain $(abspath $(BUILD)/libtls_lib.so) > $(BUILD)/lifecycle.out
 	@cat $(BUILD)/lifecycle.out
 	@grep -q "atexit handler freed" $(BUILD)/lifecycle.out && grep -q "static destructor freed" $(BUILD)/lifecycle.out \

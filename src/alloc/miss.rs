@@ -140,6 +140,31 @@ pub fn answer_knock(p: *mut u8) -> bool {
     true
 }
 
+/// Loads the settings before an allocating call picks a block's kind
+/// (hardened or not). The process's first call can come before hakmem's
+/// constructor, from another library's (libselinux's opens a file): made
+/// with the settings unread, its block would be a plain one that hardened
+/// mode's free then reports as invalid. A new thread is set up here, as its
+/// first miss would do anyway; inside the set-up (`Busy`) nothing is done,
+/// its blocks come from the bootstrap arena, which every mode frees alike.
+#[inline(always)]
+pub fn load_settings() {
+    if !init::done() {
+        set_up_early();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn set_up_early() {
+    let t = tls::current();
+    // SAFETY: t is this thread's record.
+    if unsafe { (*t).state } == ThreadState::New {
+        // A thread left without a heap stays New: its miss tries again.
+        init::thread(t);
+    }
+}
+
 /// malloc from a thread that has no heap: new, setting itself up, or exited.
 #[inline(never)]
 fn malloc_without_heap(c: usize) -> *mut u8 {

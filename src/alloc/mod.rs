@@ -23,7 +23,7 @@ use crate::thread::tls;
 use crate::valgrind;
 
 pub use miss::or_enomem;
-use miss::{block_usable, free_not_slab, free_slab_block, large_alloc, large_block, slab_block};
+use miss::{block_usable, free_not_slab, free_slab_block, large_alloc, large_block, load_settings, slab_block};
 
 /// malloc: null, with errno ENOMEM, means no memory. The misses set errno
 /// themselves so that the exported malloc is the fast path plus tail calls.
@@ -68,6 +68,7 @@ fn malloc_above_small_limit(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_large(size: usize) -> *mut u8 {
+    load_settings();
     if config::harden() {
         return hardened::malloc(size, 0);
     }
@@ -79,6 +80,7 @@ fn malloc_large(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_miss(c: usize, size: usize) -> *mut u8 {
+    load_settings();
     if config::harden() {
         return hardened::malloc(size, 0);
     }
@@ -152,6 +154,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
         // are 16-byte aligned: posix_memalign(16) is malloc.
         return malloc(size.max(align));
     }
+    load_settings();
     if config::harden() {
         return hardened::malloc(size, align);
     }
@@ -166,6 +169,7 @@ pub fn calloc(n: usize, size: usize) -> *mut u8 {
     let Some(total) = n.checked_mul(size) else {
         return ptr::null_mut();
     };
+    load_settings();
     if total > MAX_SMALL && !config::harden() {
         let (p, zero) = large_alloc(total, 0);
         if !p.is_null() && !zero {
