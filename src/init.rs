@@ -92,10 +92,11 @@ extern "C" fn fork_release() {
     lifecycle::unlock_after_fork();
 }
 
-/// In the child: the locks as in the parent; the purge thread did not come
-/// along.
+/// In the child: the locks as in the parent; the purge thread and the other
+/// threads did not come along.
 extern "C" fn fork_child() {
     fork_release();
+    lifecycle::forget_other_threads();
     purge::purger::forget();
 }
 

@@ -19,7 +19,7 @@ HT_BINS    := $(BUILD)/api_test $(BUILD)/api_test_plain \
               $(BUILD)/bigcache_test \
               $(BUILD)/deepbind_test $(BUILD)/libdeepbind_lib.so $(BUILD)/thp_test \
               $(BUILD)/valgrind_test $(BUILD)/valgrind_test_plain $(BUILD)/prof_test \
-              $(BUILD)/new_test_plain $(BUILD)/misuse $(BUILD)/early_test
+              $(BUILD)/new_test_plain $(BUILD)/misuse $(BUILD)/early_test $(BUILD)/exit_test
 
 .PHONY: test-c-glibc
 
@@ -49,6 +49,9 @@ $(BUILD)/bigcache_test: tests/c/bigcache_test.c include/hakmem.h $(LIB) | $(BUIL
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/stat_test: tests/c/stat_test.c include/hakmem.h $(LIB) | $(BUILD)
+	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
+
+$(BUILD)/exit_test: tests/c/exit_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/thp_test: tests/c/thp_test.c include/hakmem.h $(LIB) | $(BUILD)
@@ -137,6 +140,8 @@ test-c:: $(HT_BINS) $(LIB)
 	HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/new_test_plain
 	$(HT_PRELOAD) $(BUILD)/early_test
 	for k in 0 1 2 3 4 5; do EARLY_FIRST=$$k HAKMEM_HARDEN=1 $(HT_PRELOAD) $(BUILD)/early_test || exit 1; done
+	timeout -s KILL 60 $(BUILD)/exit_test
+	timeout -s KILL 60 $(BUILD)/exit_test fork
 	$(HT_PRELOAD) $(BUILD)/lifecycle_plain $(abspath $(BUILD)/libtls_lib.so) > $(BUILD)/lifecycle.out
 	@cat $(BUILD)/lifecycle.out
 	@grep -q "atexit handler freed" $(BUILD)/lifecycle.out && grep -q "static destructor freed" $(BUILD)/lifecycle.out \

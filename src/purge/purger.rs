@@ -5,7 +5,9 @@
 //! program's), and calls nothing that takes a lock it might hold at fork:
 //! the fork handlers take every lock first, so a purge is never half done
 //! in the child. The child has no such thread; its own slow paths start
-//! one when it needs it. `HAKMEM_PURGE_THREAD=0` turns it off.
+//! one when it needs it. It ends when no thread with a heap is left (the
+//! last one called pthread_exit), so that the process can end.
+//! `HAKMEM_PURGE_THREAD=0` turns it off.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -13,6 +15,7 @@ use crate::config;
 use crate::os::clock::now_ms;
 use crate::purge;
 use crate::sync::due;
+use crate::thread::lifecycle;
 use crate::thread::tls::{self, ThreadState};
 
 const NOT_STARTED: u8 = 0;
@@ -89,6 +92,9 @@ extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
     unsafe { libc::prctl(libc::PR_SET_NAME, c"hakmem-purge".as_ptr()) };
     loop {
         let seq = due::prepare_sleep();
+        if lifecycle::heaps().0 == 0 && stop() {
+            return core::ptr::null_mut();
+        }
         let next = purge::next_due();
         let now = now_ms();
         if next <= now {
@@ -103,6 +109,19 @@ extern "C" fn main(_: *mut libc::c_void) -> *mut libc::c_void {
         let wait = if next == due::NEVER { due::NEVER } else { next - now + SLACK_MS };
         due::sleep(seq, wait);
     }
+}
+
+/// No thread with a heap is left: the last one ended with pthread_exit
+/// (`lifecycle` wakes this thread then), and a process lives on while any
+/// of its threads does, so this one ends too. True if it should; false if a
+/// thread was set up meanwhile and no other purge thread started for it.
+/// A later slow path that finds memory waiting starts one again.
+fn stop() -> bool {
+    STATE.store(NOT_STARTED, Ordering::SeqCst);
+    if lifecycle::heaps().0 == 0 {
+        return true;
+    }
+    STATE.compare_exchange(NOT_STARTED, RUNNING, Ordering::SeqCst, Ordering::Relaxed).is_err()
 }
 
 /// In a forked child: the thread did not come along.

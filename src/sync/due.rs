@@ -53,9 +53,10 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 static SLEEPING: AtomicBool = AtomicBool::new(false);
 
 /// Wakes the purge thread if it sleeps. SeqCst pairs with `prepare_sleep`:
-/// either the thread sees the new due time before it sleeps, or this sees
-/// it sleeping and bumps the word it waits on.
-fn wake() {
+/// either the thread sees the new due time (or whatever else it looks at
+/// after `prepare_sleep`) before it sleeps, or this sees it sleeping and
+/// bumps the word it waits on.
+pub fn wake() {
     if SLEEPING.load(Ordering::SeqCst) {
         SEQ.fetch_add(1, Ordering::SeqCst);
         process::futex_wake(&SEQ);

@@ -13,7 +13,7 @@ use crate::config;
 use crate::diag;
 use crate::os;
 use crate::os::clock::now_ms;
-use crate::sync::due::{Due, NEVER};
+use crate::sync::due::{self, Due, NEVER};
 use crate::sync::SpinLock;
 use crate::thread::cache::TOTAL_SLOTS;
 use crate::thread::checked;
@@ -50,7 +50,15 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Threads with a heap now, and the bytes of every heap mapped.
 pub fn heaps() -> (usize, usize) {
-    (THREADS.load(Ordering::Relaxed), HEAPS.load(Ordering::Relaxed) * HEAP_BYTES)
+    (THREADS.load(Ordering::SeqCst), HEAPS.load(Ordering::Relaxed) * HEAP_BYTES)
+}
+
+/// In a forked child, whose only thread is the one that forked: the other
+/// threads' heaps stay on the live list (nothing of theirs runs, and they
+/// are never given back), but they no longer count as threads.
+pub fn forget_other_threads() {
+    let mine = tls::heap() != tls::sentinel();
+    THREADS.store(mine as usize, Ordering::SeqCst);
 }
 
 /// A heap for a new thread: from the pool, or freshly mapped.
@@ -191,7 +199,7 @@ pub extern "C" fn thread_exit(arg: *mut libc::c_void) {
 }
 
 fn link_live(h: *mut Heap) {
-    THREADS.fetch_add(1, Ordering::Relaxed);
+    THREADS.fetch_add(1, Ordering::SeqCst);
     let _g = LIVE_HEAPS.lock.lock();
     // SAFETY: the live-list lock is held; h and the listed heaps are live.
     unsafe {
@@ -206,7 +214,12 @@ fn link_live(h: *mut Heap) {
 }
 
 fn unlink_live(h: *mut Heap) {
-    THREADS.fetch_sub(1, Ordering::Relaxed);
+    if THREADS.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // The last thread with a heap is leaving (pthread_exit from the
+        // last thread, which leaves the process running while any thread
+        // does): the purge thread ends too, so the process can.
+        due::wake();
+    }
     let _g = LIVE_HEAPS.lock.lock();
     // SAFETY: as in link_live; h is on the list.
     unsafe {
