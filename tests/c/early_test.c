@@ -43,8 +43,8 @@ int main(void)
         size_t usable = malloc_usable_size(p);
         if (hardened ? usable != size : usable < size)
             return fail(i, hardened ? "usable size is not the size asked for" : "usable size below the size", usable);
-        for (size_t j = 0; j < size; j++)
-            if (i == 4 && p[j] != 0)
+        for (size_t j = 0; i == 4 && j < size; j++) /* block 4 is calloc's */
+            if (p[j] != 0)
                 return fail(i, "calloc's block not zeroed at", j);
         memset(p, 0x5a, size);
         if (i % 2 == 0) {
