@@ -206,8 +206,7 @@ impl Region {
                 // the region went empty), not from this new layout.
                 self.stale_since = self.empty_since.min(now);
             }
-            let left = self.stale_bytes as usize + self.dirty as usize * class_size(self.class());
-            self.stale_bytes = left.min(REGION_SIZE - PAGE) as u32;
+            self.stale_bytes = self.resident_free_bytes().min(REGION_SIZE - PAGE) as u32;
             self.run_at_page = [NIL; PAGES];
         }
         let pages = CLASS_PAGES[c] as usize;
