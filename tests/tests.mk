@@ -42,7 +42,7 @@ $(BUILD)/harden_test: tests/c/harden_test.c include/hakmem.h $(LIB) | $(BUILD)
 $(BUILD)/misuse: tests/c/misuse.c | $(BUILD)
 	$(CC) $(CFLAGS) -fno-builtin -o $@ $<
 
-$(BUILD)/purge_test: tests/c/purge_test.c include/hakmem.h $(LIB) | $(BUILD)
+$(BUILD)/purge_test: tests/c/purge_test.c tests/c/purge_thread.h include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/bigcache_test: tests/c/bigcache_test.c include/hakmem.h $(LIB) | $(BUILD)
@@ -51,7 +51,7 @@ $(BUILD)/bigcache_test: tests/c/bigcache_test.c include/hakmem.h $(LIB) | $(BUIL
 $(BUILD)/stat_test: tests/c/stat_test.c include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
-$(BUILD)/exit_test: tests/c/exit_test.c include/hakmem.h $(LIB) | $(BUILD)
+$(BUILD)/exit_test: tests/c/exit_test.c tests/c/purge_thread.h include/hakmem.h $(LIB) | $(BUILD)
 	$(CC) $(HT_CFLAGS) -o $@ $< $(HT_LINKHAK)
 
 $(BUILD)/thp_test: tests/c/thp_test.c include/hakmem.h $(LIB) | $(BUILD)

@@ -11,7 +11,6 @@
  *                    only thread then ends with pthread_exit; the parent
  *                    waits for it and checks its exit status */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,26 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Whether a thread of this process is named hakmem-purge. */
-static int purge_thread_runs(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    if (d == NULL)
-        return 0;
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d)) != NULL) {
-        char path[300], name[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        found = fgets(name, sizeof name, f) != NULL && strncmp(name, "hakmem-purge", 12) == 0;
-        fclose(f);
-    }
-    closedir(d);
-    return found;
-}
+#include "purge_thread.h"
 
 /* Where the blocks go, so the compiler keeps the calls. */
 static void *volatile sink;
@@ -47,7 +27,7 @@ static void *volatile sink;
  * most); exits with 1 if it never does, as the test would prove nothing. */
 static void start_purge_thread(const char *who)
 {
-    for (int i = 0; i < 300 && !purge_thread_runs(); i++) {
+    for (int i = 0; i < 300 && !purge_thread_exists(); i++) {
         char *p = malloc(8 << 20), *q = malloc(100000);
         memset(p, 1, 8 << 20);
         memset(q, 2, 100000);
@@ -57,7 +37,7 @@ static void start_purge_thread(const char *who)
         free(sink);
         usleep(10000);
     }
-    if (!purge_thread_runs()) {
+    if (!purge_thread_exists()) {
         fprintf(stderr, "exit_test: %s: the purge thread never started\n", who);
         exit(1);
     }

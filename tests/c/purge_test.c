@@ -18,7 +18,6 @@
  *                       the quiet burst stays resident (so (a) can fail).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -30,6 +29,7 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "purge_thread.h"
 
 static int failures;
 #define CHECK(cond, ...)                                                        \
@@ -55,24 +55,6 @@ static long status_kib(const char *key)
     buf[n] = '\0';
     char *p = strstr(buf, key);
     return p ? strtol(p + strlen(key) + 1, NULL, 10) : -1;
-}
-
-static bool purge_thread_exists(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    bool found = false;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f && fgets(comm, sizeof comm, f) && strncmp(comm, "hakmem-purge", 12) == 0)
-            found = true;
-        if (f)
-            fclose(f);
-    }
-    if (d)
-        closedir(d);
-    return found;
 }
 
 /* A burst of 200,000 small, 500 pool and 8 big blocks, written and freed;
